@@ -1,0 +1,149 @@
+"""A trained model ready for sampling, and the one entry point the Generative EnKF calls.
+
+:func:`sample_pseudo_ensemble` draws pseudo-ensemble members conditioned on observations, in
+physical units. Member m's sample is a function of ``(seed, m, cycle)`` only: its noise comes
+from its own ``torch.Generator`` seeded with ``rng.torch_seed(seed, DIFFUSION_SAMPLING, m,
+cycle)``, so a rank that owns members [a, b) draws exactly what one process would (to the
+round-off of the batched network; use ``precision="float64"`` for 1e-10 agreement).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .. import rng
+from ..errors import UserError
+from .conditioning import Normaliser, condition_from_obs
+from .sampling import (MemberNoise, ddim_invert, ddim_sample, ddpm_sample, guided_eps_fn,
+                       strided_times)
+from .schedule import Schedule
+from .unet import UNet1D, UNetArgs
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class ModelBundle:
+    """Network (EMA weights, eval mode) + diffusion schedule + normalisation + obs settings."""
+
+    net: UNet1D
+    schedule: Schedule
+    objective: str
+    normaliser: Normaliser
+    nx: int
+    seq_len: int
+    obs_interval: int
+    obs_sigma: float
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float32
+    info: dict = field(default_factory=dict)
+
+
+def build_bundle(net: UNet1D, schedule: Schedule, objective: str, normaliser: Normaliser,
+                 obs_interval: int, obs_sigma: float, info: dict | None = None) -> ModelBundle:
+    p = next(net.parameters())
+    return ModelBundle(net=net.eval(), schedule=schedule, objective=objective,
+                       normaliser=normaliser, nx=net.args.nx, seq_len=net.args.seq_len,
+                       obs_interval=obs_interval, obs_sigma=obs_sigma, device=p.device,
+                       dtype=p.dtype, info=dict(info or {}))
+
+
+def bundle_from_checkpoint(ckpt: dict, device: str = "cpu", precision: str = "float32",
+                           use_ema: bool = True, name: str = "checkpoint") -> ModelBundle:
+    """Rebuild the sampling model from a checkpoint dict (see io.checkpoint)."""
+    if precision not in DTYPES:
+        raise UserError(f"precision={precision!r}: expected one of {', '.join(DTYPES)}")
+    try:
+        args = UNetArgs.from_dict(ckpt["arch"])
+        diff = ckpt["diffusion"]
+        norm = Normaliser.from_dict(ckpt["normalisation"])
+        obs = ckpt["obs"]
+        weights = ckpt["ema" if use_ema and "ema" in ckpt else "model"]
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{name}: not a genenkf train checkpoint (missing {exc})") from None
+    net = UNet1D(args)
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise UserError(f"{name}: weights do not match the stored architecture: "
+                        f"{str(exc).splitlines()[0]}") from None
+    net = net.to(device=torch.device(device), dtype=DTYPES[precision])
+    return build_bundle(net, Schedule(int(diff["timesteps"]), str(diff["schedule"])),
+                        str(diff["objective"]), norm, int(obs["interval"]), float(obs["sigma"]),
+                        info={"step": int(ckpt.get("step", 0)), "source": name})
+
+
+def load_bundle(path, device: str = "cpu", precision: str = "float32") -> ModelBundle:
+    """Read a ``genenkf train`` checkpoint (weights_only) and build the sampling model."""
+    from ..io.checkpoint import load_checkpoint
+
+    return bundle_from_checkpoint(load_checkpoint(path), device, precision, name=str(path))
+
+
+def member_generators(seed: int, members, cycle: int) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(rng.torch_seed(seed, rng.Purpose.DIFFUSION_SAMPLING,
+                                                         int(m), int(cycle))) for m in members]
+
+
+@torch.inference_mode()
+def sample_normalised(bundle: ModelBundle, cond: torch.Tensor, generators, *, sampler: str,
+                      steps: int, eta: float, guidance: float, x_start: torch.Tensor | None = None,
+                      strength: float = 1.0) -> torch.Tensor:
+    """Core sampler in normalised units: ``cond (1 or k, 2S, nx)``, one generator per row ->
+    ``(k, 1, nx)``. With ``x_start (1, 1, nx)`` (normalised state) it runs DDIB: deterministic
+    inversion with guidance 1 to t_s = strength T, then guided decoding from there."""
+    sch, k = bundle.schedule, len(generators)
+    dev, dt = bundle.device, bundle.dtype
+    cond = cond.to(device=dev, dtype=dt)
+    noise = MemberNoise(generators, (1, bundle.nx), dtype=dt, device=dev)
+    ddpm = sampler == "ddpm" or steps >= sch.timesteps
+    times = strided_times(sch.timesteps, sch.timesteps if ddpm else steps,
+                          strength if x_start is not None else 1.0)
+    eps_fn = guided_eps_fn(bundle.net, sch, bundle.objective, cond, guidance)
+    if x_start is None:
+        x = noise.draw()
+    else:
+        # Inversion is deterministic and identical for all members: run it once (batch 1).
+        invert_fn = guided_eps_fn(bundle.net, sch, bundle.objective, cond[:1], 1.0)
+        x = ddim_invert(invert_fn, sch, x_start.to(device=dev, dtype=dt), times)
+        x = x.expand(k, -1, -1).clone()
+    if ddpm:
+        return ddpm_sample(eps_fn, sch, x, noise, t_start=times[-1])
+    return ddim_sample(eps_fn, sch, x, times, eta, noise)
+
+
+def sample_pseudo_ensemble(bundle: ModelBundle, obs, mask, members, cycle: int, seed: int, *,
+                           sampler: str = "ddim", steps: int = 100, eta: float = 0.3,
+                           guidance: float = 3.0, ddib_state=None,
+                           strength: float = 1.0) -> np.ndarray:
+    """Pseudo-ensemble ``(len(members), nx)`` float64, physical units.
+
+    obs: ``(nx,)`` or ``(n, nx)`` history (oldest first), NaN allowed where not observed;
+    mask: ``(nx,)`` or ``(n, nx)`` bool; members: member ids (e.g. this rank's block);
+    ddib_state: ``(nx,)`` simulation state to start from (DDIB), else pure noise;
+    strength: DDIB inversion depth t_s / T in (0, 1] (smaller: closer to ddib_state).
+    Sampler ``ddpm`` (or steps >= T) is ancestral sampling over every step; ``ddim`` uses
+    ``steps`` strided steps with stochasticity ``eta``.
+    """
+    members = [int(m) for m in members]
+    if not members:
+        return np.empty((0, bundle.nx))
+    if sampler not in ("ddim", "ddpm"):
+        raise UserError(f"sampler={sampler!r}: expected ddim or ddpm")
+    if steps < 1:
+        raise UserError(f"sampling steps={steps}: must be >= 1")
+    if not 0.0 < strength <= 1.0:
+        raise UserError(f"strength={strength}: must be in (0, 1]")
+    cond = condition_from_obs(obs, mask, bundle.normaliser, bundle.seq_len, bundle.nx)
+    x_start = None
+    if ddib_state is not None:
+        state = np.asarray(ddib_state, dtype=np.float64)
+        if state.shape != (bundle.nx,):
+            raise UserError(f"DDIB state has shape {state.shape}, expected ({bundle.nx},)")
+        x_start = torch.as_tensor(bundle.normaliser.forward(state))[None, None]
+    x = sample_normalised(bundle, cond, member_generators(seed, members, cycle),
+                          sampler=sampler, steps=steps, eta=eta, guidance=guidance,
+                          x_start=x_start, strength=strength)
+    return bundle.normaliser.inverse(x[:, 0].to(torch.float64).cpu().numpy())

@@ -1,0 +1,1 @@
+"""Pure dynamical-model kernels."""

@@ -1,0 +1,38 @@
+"""Logging set-up, rank-aware: rank 0 logs INFO to the terminal and to the run's log.txt; other
+ranks log warnings only, prefixed with their rank. Configured by the CLI, never at import."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+LOGGER_NAME = "genenkf"
+
+
+def get_logger() -> logging.Logger:
+    return logging.getLogger(LOGGER_NAME)
+
+
+def configure(rank: int = 0, verbose: bool = False) -> logging.Logger:
+    log = get_logger()
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
+    log.propagate = False
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    console = logging.StreamHandler(sys.stderr)
+    if rank == 0:
+        console.setLevel(logging.DEBUG if verbose else logging.INFO)
+        console.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        console.setLevel(logging.WARNING)
+        console.setFormatter(logging.Formatter(f"[rank {rank}] %(levelname)s %(message)s"))
+    log.addHandler(console)
+    return log
+
+
+def add_file(path: str | Path) -> None:
+    """Also write the log to ``path`` (rank 0 only; the caller decides)."""
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    get_logger().addHandler(handler)
