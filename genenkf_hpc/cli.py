@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 import traceback
 
@@ -27,6 +28,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "jobs": ("jobs", "render or submit Slurm/PBS job scripts for the pipeline"),
     "demo": ("demo", "small end-to-end run: nature, LETKF, training, Generative EnKF"),
 }
+
+
+# `section.key=value` arguments are config overrides wherever they appear on the line; they are
+# split off before argparse so commands may have positional arguments of their own.
+_OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*=")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,8 +59,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if getattr(module, "USES_CONFIG", True):
             p.add_argument("-c", "--config", help="TOML config (default: built-in defaults)")
             p.add_argument("--out", help="run directory (default: runs/<command>-<time>)")
-            p.add_argument("overrides", nargs="*", metavar="section.key=value",
-                           help="override any config key, value parsed as TOML")
+            p.epilog = ("Any number of section.key=value arguments override config keys "
+                        "(value parsed as TOML, else a string), e.g. filter.members=16.")
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         module.add_arguments(p)
     return parser
@@ -72,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         env = read_environment()
         rank = env.rank
         parser = build_parser(command)
-        args = parser.parse_args(argv)
+        overrides = [a for a in argv if _OVERRIDE.match(a)]
+        args = parser.parse_args([a for a in argv if not _OVERRIDE.match(a)])
+        args.overrides = overrides
         if args.command is None:
             parser.print_help()
             return 0
@@ -91,25 +99,29 @@ def main(argv: list[str] | None = None) -> int:
             ctx = open_run(args.command, args.out, cfg, comm, env, log)
             status = module.run(args, cfg, ctx)
         else:
+            if overrides and not getattr(module, "TAKES_OVERRIDES", False):
+                raise UserError(f"{args.command} takes no config overrides: {overrides[0]}")
             status = module.run(args)
         return int(status or 0)
     except UserError as exc:
-        return _fail(f"error: {exc}", 2, rank, ctx, comm)
+        return _fail(f"error: {exc}", 2, rank, ctx, comm, getattr(exc, "collective", False))
     except KeyboardInterrupt:
         return _fail("error: interrupted", 130, rank, ctx, comm)
     except Exception:  # a bug: keep the traceback
         return _fail(traceback.format_exc().rstrip(), 1, rank, ctx, comm)
 
 
-def _fail(message: str, code: int, rank: int, ctx, comm) -> int:
+def _fail(message: str, code: int, rank: int, ctx, comm, collective: bool = False) -> int:
     from .io.rundir import record_failure
 
-    if ctx is None and rank != 0:
-        return code  # before the run starts every rank fails alike: rank 0 says it once
+    if (ctx is None or collective) and rank != 0:
+        # Before the run starts every rank fails alike, and an error marked `collective` was
+        # raised by every rank at the same point: rank 0 says it once, nobody needs an abort.
+        return code
     print(message, file=sys.stderr, flush=True)
     if ctx is not None and ctx.is_main:
         record_failure(ctx.path, message)
-    if ctx is not None and comm is not None and comm.size > 1:
+    if ctx is not None and comm is not None and comm.size > 1 and not collective:
         # The other ranks may be blocked in a collective: end the whole job now, no hang.
         comm.abort(code)
     return code

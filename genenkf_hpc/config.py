@@ -93,6 +93,8 @@ class GenerativeConfig:
     precision: str = _f("float32", "network precision when sampling",
                         choices=("float32", "float64"))
     device: str = _f("cpu", "torch device for sampling (cpu, cuda, auto)")
+    gaussian_scale: float = _f(0.5, "gaussian_pseudo: spread scale of the climatological "
+                               "covariance", min=0.0)
 
 
 @dataclass
@@ -170,6 +172,9 @@ class CampaignConfig:
     tune_radius: list[float] = _f([2.0, 3.0, 4.0, 6.0], "letkf_tuned radii tried")
     tune_inflation: list[float] = _f([1.0, 1.05, 1.1, 1.2], "letkf_tuned inflations tried")
     tune_rtps: list[float] = _f([0.0, 0.5, 0.9], "letkf_tuned RTPS values tried")
+    tune_gaussian_scale: list[float] = _f([0.1, 0.2, 0.35, 0.5, 0.75],
+                                          "gaussian_pseudo spread scales tried")
+    method_overrides: list[str] = _f([], "per-method settings, 'method:section.key=value'")
 
 
 SECTIONS: dict[str, type] = {

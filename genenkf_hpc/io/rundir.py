@@ -66,3 +66,15 @@ def record_failure(path: Path, message: str) -> None:
             write_text(path / ERROR_FILE, message.rstrip() + "\n")
     except OSError:
         pass
+
+
+def sub_run(ctx: RunContext, name: str, cfg: Config | None = None) -> RunContext:
+    """A stage of a composite command (demo): ``<run>/<name>/`` with its own config.toml, the
+    parent's communicator and log (its log.txt records every stage)."""
+    path = ctx.path / name
+    if ctx.is_main:
+        path.mkdir(parents=True, exist_ok=True)
+        if cfg is not None:
+            write_text(path / "config.toml", to_toml(cfg))
+    ctx.comm.barrier()
+    return RunContext(path=path, comm=ctx.comm, env=ctx.env, log=ctx.log, cfg=cfg)
