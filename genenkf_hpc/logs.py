@@ -1,5 +1,8 @@
 """Logging set-up, rank-aware: rank 0 logs INFO to the terminal and to the run's log.txt; other
-ranks log warnings only, prefixed with their rank. Configured by the CLI, never at import."""
+ranks log warnings only, prefixed with their rank. Configured by the CLI, never at import.
+
+Progress messages go to stdout and warnings to stderr, so that a failing command's stderr is
+exactly its one ``error: ...`` line (CONTRACT section 2)."""
 from __future__ import annotations
 
 import logging
@@ -20,14 +23,17 @@ def configure(rank: int = 0, verbose: bool = False) -> logging.Logger:
         handler.close()
     log.propagate = False
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
-    console = logging.StreamHandler(sys.stderr)
     if rank == 0:
-        console.setLevel(logging.DEBUG if verbose else logging.INFO)
-        console.setFormatter(logging.Formatter("%(message)s"))
-    else:
-        console.setLevel(logging.WARNING)
-        console.setFormatter(logging.Formatter(f"[rank {rank}] %(levelname)s %(message)s"))
-    log.addHandler(console)
+        info = logging.StreamHandler(sys.stdout)
+        info.setLevel(logging.DEBUG if verbose else logging.INFO)
+        info.addFilter(lambda record: record.levelno < logging.WARNING)
+        info.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(info)
+    warn = logging.StreamHandler(sys.stderr)
+    warn.setLevel(logging.WARNING)
+    prefix = "" if rank == 0 else f"[rank {rank}] "
+    warn.setFormatter(logging.Formatter(prefix + "%(levelname)s %(message)s"))
+    log.addHandler(warn)
     return log
 
 

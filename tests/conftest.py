@@ -14,6 +14,22 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A tiny diffusion model trained by `genenkf dataset` + `genenkf train` on tiny.toml."""
+    import subprocess
+
+    root = tmp_path_factory.mktemp("tiny_model")
+    base = [sys.executable, "-m", "genenkf_hpc"]
+    tiny = ["-c", str(CONFIGS / "tiny.toml")]
+    for argv in (["dataset", *tiny, "--out", str(root / "data")],
+                 ["train", *tiny, "--data", str(root / "data"), "--out", str(root / "train"),
+                  "--eval-states", "0", "run.progress=false"]):
+        proc = subprocess.run(base + argv, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+    return root / "train" / "checkpoints" / "latest.pt"
+
+
 @pytest.fixture
 def genenkf_cmd():
     """The CLI as a subprocess argv prefix (the same interpreter as the tests)."""

@@ -56,11 +56,14 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         if not path:
             raise UserError("--method genenkf needs a trained model: pass --model FILE or set "
                             "generative.checkpoint (a `genenkf train` checkpoint)")
+        import torch
+
+        from ..parallel.environment import threads_per_process
+
         g = self.cfg.generative
+        torch.set_num_threads(threads_per_process())
         device = g.device
         if device == "auto":
-            import torch
-
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.bundle = load_bundle(path, device=device, precision=g.precision)
         if self.bundle.nx != ctx.nx:
