@@ -1,0 +1,64 @@
+#!/bin/bash
+#SBATCH --job-name=genenkf-train
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --cpus-per-task=6
+#SBATCH --gpus-per-node=4
+#SBATCH --time=10:00:00
+#SBATCH --mem=64G
+#SBATCH --partition=compute
+#SBATCH --account=proj42
+#SBATCH --output=/scratch/logs/%x-%j.out
+#SBATCH --open-mode=append
+#SBATCH --signal=B:USR1@120
+#SBATCH --kill-on-invalid-dep=yes
+#
+# genenkf train: DistributedDataParallel on one process per GPU (4 per node), 2 node(s) x 4
+# process(es) per node, via srun. Rendered by `genenkf jobs render`; submit with `sbatch
+# SCRIPT`. Submitting it again after a walltime or preemption stop continues where it stopped.
+set -euo pipefail
+
+PYTHON="$(command -v -- /opt/genenkf/venv/bin/python)" || { echo 'genenkf job: Python interpreter /opt/genenkf/venv/bin/python not found' >&2; exit 2; }
+export OMP_NUM_THREADS=6
+OUT='/scratch/exp 1/train'
+# Resume when an earlier run of this job left a checkpoint (walltime, preemption).
+set --
+if [ -e "$OUT"/checkpoints/latest.pt ]; then set -- --resume; fi
+MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
+MASTER_PORT="$((20000 + SLURM_JOB_ID % 20000))"
+export MASTER_ADDR MASTER_PORT
+
+# The job step runs in the background so that this shell can catch the walltime warning
+# or a TERM and pass it on as USR1: the program writes a checkpoint and exits cleanly (a
+# TERM would make the launcher kill the processes at once).
+stop_signal=""
+on_signal() {
+    stop_signal=$1
+    interrupted=1
+    echo "genenkf job: caught SIG$1, asking the job step to checkpoint and stop" >&2
+    kill -USR1 "$step_pid" 2>/dev/null || true
+}
+run_step() {
+    "$@" &
+    step_pid=$!
+    trap 'on_signal USR1' USR1
+    trap 'on_signal TERM' TERM
+    local status=0
+    while :; do
+        interrupted=0
+        wait "$step_pid" && status=0 || status=$?
+        # A trapped signal ends `wait` early (status > 128): wait again for the step itself.
+        [ "$interrupted" = 1 ] && [ "$status" -gt 128 ] || break
+    done
+    trap - USR1 TERM
+    return "$status"
+}
+
+status=0
+run_step srun --kill-on-bad-exit=1 "$PYTHON" -m genenkf_hpc train -c configs/paper.toml --out \
+    "$OUT" --data '/scratch/exp 1/dataset' "$@" || status=$?
+if [ -n "$stop_signal" ]; then
+    echo "genenkf job: stopped by SIG$stop_signal before the end; submit this script again to resume" >&2
+    exit 75
+fi
+exit "$status"
