@@ -90,10 +90,13 @@ def member_generators(seed: int, members, cycle: int) -> list[torch.Generator]:
 @torch.inference_mode()
 def sample_normalised(bundle: ModelBundle, cond: torch.Tensor, generators, *, sampler: str,
                       steps: int, eta: float, guidance: float, x_start: torch.Tensor | None = None,
-                      strength: float = 1.0) -> torch.Tensor:
+                      strength: float = 1.0, refine: int = 2,
+                      clip: float | None = 1.0) -> torch.Tensor:
     """Core sampler in normalised units: ``cond (1 or k, 2S, nx)``, one generator per row ->
     ``(k, 1, nx)``. With ``x_start (1, 1, nx)`` (normalised state) it runs DDIB: deterministic
-    inversion with guidance 1 to t_s = strength T, then guided decoding from there."""
+    inversion with guidance 1 to t_s = strength T (``refine`` fixed-point iterations per step,
+    see :func:`ddim_invert`), then guided decoding from there. ``clip``: bound of the x0
+    predictions in normalised units (1.0 = the training data's range), None for no clipping."""
     sch, k = bundle.schedule, len(generators)
     dev, dt = bundle.device, bundle.dtype
     cond = cond.to(device=dev, dtype=dt)
@@ -107,23 +110,26 @@ def sample_normalised(bundle: ModelBundle, cond: torch.Tensor, generators, *, sa
     else:
         # Inversion is deterministic and identical for all members: run it once (batch 1).
         invert_fn = guided_eps_fn(bundle.net, sch, bundle.objective, cond[:1], 1.0)
-        x = ddim_invert(invert_fn, sch, x_start.to(device=dev, dtype=dt), times)
+        x = ddim_invert(invert_fn, sch, x_start.to(device=dev, dtype=dt), times, refine)
         x = x.expand(k, -1, -1).clone()
     if ddpm:
-        return ddpm_sample(eps_fn, sch, x, noise, t_start=times[-1])
-    return ddim_sample(eps_fn, sch, x, times, eta, noise)
+        return ddpm_sample(eps_fn, sch, x, noise, t_start=times[-1], clip=clip)
+    return ddim_sample(eps_fn, sch, x, times, eta, noise, clip=clip)
 
 
 def sample_pseudo_ensemble(bundle: ModelBundle, obs, mask, members, cycle: int, seed: int, *,
                            sampler: str = "ddim", steps: int = 100, eta: float = 0.3,
-                           guidance: float = 3.0, ddib_state=None,
-                           strength: float = 1.0) -> np.ndarray:
+                           guidance: float = 3.0, ddib_state=None, strength: float = 1.0,
+                           inversion_refine: int = 2, clip: float | None = 1.0) -> np.ndarray:
     """Pseudo-ensemble ``(len(members), nx)`` float64, physical units.
 
     obs: ``(nx,)`` or ``(n, nx)`` history (oldest first), NaN allowed where not observed;
     mask: ``(nx,)`` or ``(n, nx)`` bool; members: member ids (e.g. this rank's block);
     ddib_state: ``(nx,)`` simulation state to start from (DDIB), else pure noise;
-    strength: DDIB inversion depth t_s / T in (0, 1] (smaller: closer to ddib_state).
+    strength: DDIB inversion depth t_s / T in (0, 1] (smaller: closer to ddib_state);
+    inversion_refine: fixed-point iterations per inversion step (0: classic DDIM inversion);
+    clip: x0 predictions are clamped to [-clip, clip] in normalised units while decoding; 1.0 is
+    exactly the training data's range [min, max] (None: no clipping).
     Sampler ``ddpm`` (or steps >= T) is ancestral sampling over every step; ``ddim`` uses
     ``steps`` strided steps with stochasticity ``eta``.
     """
@@ -145,5 +151,6 @@ def sample_pseudo_ensemble(bundle: ModelBundle, obs, mask, members, cycle: int, 
         x_start = torch.as_tensor(bundle.normaliser.forward(state))[None, None]
     x = sample_normalised(bundle, cond, member_generators(seed, members, cycle),
                           sampler=sampler, steps=steps, eta=eta, guidance=guidance,
-                          x_start=x_start, strength=strength)
+                          x_start=x_start, strength=strength, refine=inversion_refine,
+                          clip=clip)
     return bundle.normaliser.inverse(x[:, 0].to(torch.float64).cpu().numpy())

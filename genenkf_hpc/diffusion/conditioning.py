@@ -64,7 +64,7 @@ def history_rows(obs: np.ndarray, mask: np.ndarray, seq_len: int, nx: int):
     mask = np.asarray(mask, dtype=bool)
     if obs.shape[-1] != nx:
         raise UserError(f"observation has {obs.shape[-1]} grid points, the model {nx}")
-    mask = np.broadcast_to(mask if mask.ndim == 2 else mask[None], obs.shape)
+    mask = np.broadcast_to(mask if mask.ndim == 2 else mask[None], obs.shape).copy()
     if obs.shape[0] < seq_len:
         pad = seq_len - obs.shape[0]
         obs = np.concatenate([np.repeat(obs[:1], pad, axis=0), obs])

@@ -47,12 +47,23 @@ def _full(t: int, like: torch.Tensor) -> torch.Tensor:
     return torch.full((like.shape[0],), t, dtype=torch.long, device=like.device)
 
 
+def _x0_eps(schedule: Schedule, x: torch.Tensor, tt: torch.Tensor, eps: torch.Tensor,
+            clip: float | None):
+    """x0 prediction and the eps consistent with it; with ``clip`` x0 is clamped to
+    [-clip, clip] (the data range in normalised units) and eps recomputed from it."""
+    x0 = schedule.predict_x0(x, tt, eps)
+    if clip is None:
+        return x0, eps
+    x0 = x0.clamp(-clip, clip)
+    return x0, schedule.predict_eps(x, tt, x0)
+
+
 def ddim_step(schedule: Schedule, x: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int,
-              eta: float, noise: torch.Tensor | None) -> torch.Tensor:
+              eta: float, noise: torch.Tensor | None, clip: float | None = None) -> torch.Tensor:
     """x_t -> x_{t_prev} (Song et al. eq. 12), sigma = eta sqrt((1-a')/(1-a)) sqrt(1-a/a')."""
     tt = _full(t, x)
     a, ap = schedule.abar(tt, x), schedule.abar(_full(t_prev, x), x)
-    x0 = schedule.predict_x0(x, tt, eps)
+    x0, eps = _x0_eps(schedule, x, tt, eps, clip)
     sigma = eta * ((1 - ap) / (1 - a) * (1 - a / ap)).clamp(min=0).sqrt()
     out = ap.sqrt() * x0 + (1 - ap - sigma ** 2).clamp(min=0).sqrt() * eps
     if eta > 0 and noise is not None:
@@ -61,39 +72,49 @@ def ddim_step(schedule: Schedule, x: torch.Tensor, eps: torch.Tensor, t: int, t_
 
 
 def ddim_sample(eps_fn: EpsFn, schedule: Schedule, x: torch.Tensor, times: list[int],
-                eta: float = 0.0, noise: MemberNoise | None = None) -> torch.Tensor:
+                eta: float = 0.0, noise: MemberNoise | None = None,
+                clip: float | None = None) -> torch.Tensor:
     """Decode ``x`` at time ``times[-1]`` down to clean data along ``times`` (ascending)."""
     prev = [-1] + list(times[:-1])
     for t, t_prev in zip(reversed(times), reversed(prev)):
         eps = eps_fn(x, _full(t, x))
         z = noise.draw() if (eta > 0 and noise is not None) else None
-        x = ddim_step(schedule, x, eps, t, t_prev, eta, z)
+        x = ddim_step(schedule, x, eps, t, t_prev, eta, z, clip)
     return x
 
 
-def ddim_invert(eps_fn: EpsFn, schedule: Schedule, x0: torch.Tensor,
-                times: list[int]) -> torch.Tensor:
+def ddim_invert(eps_fn: EpsFn, schedule: Schedule, x0: torch.Tensor, times: list[int],
+                refine: int = 0) -> torch.Tensor:
     """Deterministic DDIM inversion: clean ``x0`` -> x at ``times[-1]`` along the SAME strided
-    times that :func:`ddim_sample` decodes. The step t_prev -> t uses eps(x_{t_prev}, t), the
-    noise prediction the decoding step t -> t_prev will use, evaluated at the known state."""
+    times that :func:`ddim_sample` decodes.
+
+    The step t_prev -> t solves x_t = sqrt(a/a') x_{t_prev} + c eps(x_t, t) with
+    c = sqrt(1-a) - sqrt(a (1-a') / a'), i.e. the exact inverse of the eta = 0 decoding step
+    t -> t_prev. The classic inversion takes eps at the known state x_{t_prev} (first order in
+    the stride); ``refine`` fixed-point iterations re-evaluate eps at the new x_t (each costs
+    one network pass, and contracts by about |c d eps/dx|, small for any sensible stride)."""
     x = x0
     prev = [-1] + list(times[:-1])
     for t_prev, t in zip(prev, times):
-        eps = eps_fn(x, _full(t, x))
-        ap, a = schedule.abar(_full(t_prev, x), x), schedule.abar(_full(t, x), x)
-        x0_pred = (x - (1 - ap).sqrt() * eps) / ap.sqrt()
-        x = a.sqrt() * x0_pred + (1 - a).sqrt() * eps
+        tt = _full(t, x)
+        ap, a = schedule.abar(_full(t_prev, x), x), schedule.abar(tt, x)
+        ratio = (a / ap).sqrt()
+        c = (1 - a).sqrt() - (a * (1 - ap) / ap).sqrt()
+        x_new = ratio * x + c * eps_fn(x, tt)
+        for _ in range(refine):
+            x_new = ratio * x + c * eps_fn(x_new, tt)
+        x = x_new
     return x
 
 
 def ddpm_sample(eps_fn: EpsFn, schedule: Schedule, x: torch.Tensor, noise: MemberNoise,
-                t_start: int | None = None) -> torch.Tensor:
+                t_start: int | None = None, clip: float | None = None) -> torch.Tensor:
     """Ancestral sampling x_t ~ q(x_{t-1} | x_t, x0_pred) for t = t_start .. 0 (Ho et al. alg. 2
     with the posterior variance beta-tilde)."""
     t_start = schedule.timesteps - 1 if t_start is None else t_start
     for t in range(t_start, -1, -1):
         tt = _full(t, x)
-        x0 = schedule.predict_x0(x, tt, eps_fn(x, tt))
+        x0, _ = _x0_eps(schedule, x, tt, eps_fn(x, tt), clip)
         mean, var = schedule.q_posterior(x0, x, tt)
         z = noise.draw()
         x = mean + var.sqrt() * z if t > 0 else mean

@@ -25,9 +25,11 @@ def cosine_betas(timesteps: int, s: float = 0.008) -> torch.Tensor:
 
 
 def linear_betas(timesteps: int) -> torch.Tensor:
-    """Ho et al. (2020): beta from 1e-4 to 0.02 over T = 1000, rescaled for other T."""
+    """Ho et al. (2020): beta from 1e-4 to 0.02 over T = 1000, rescaled for other T (and
+    capped at 0.999 so very short schedules stay valid)."""
     scale = 1000.0 / timesteps
-    return torch.linspace(scale * 1e-4, scale * 0.02, timesteps, dtype=torch.float64)
+    return torch.linspace(min(scale * 1e-4, 0.1), min(scale * 0.02, 0.999), timesteps,
+                          dtype=torch.float64)
 
 
 class Schedule:

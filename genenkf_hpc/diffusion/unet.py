@@ -83,9 +83,10 @@ class SinusoidalEmbedding(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         half = self.dim // 2
-        freq = torch.exp(-math.log(self.theta) * torch.arange(half, device=t.device)
-                         / max(half - 1, 1))
-        arg = t.float()[:, None] * freq[None]
+        t = t if t.is_floating_point() else t.float()
+        freq = torch.exp(-math.log(self.theta) / max(half - 1, 1)
+                         * torch.arange(half, device=t.device, dtype=t.dtype))
+        arg = t[:, None] * freq[None]
         return torch.cat([arg.sin(), arg.cos()], dim=-1)
 
 
@@ -230,7 +231,7 @@ class UNet1D(nn.Module):
         if self.history is not None:
             h = h + self.history(c)
         r = h
-        temb = self.time_mlp(t)
+        temb = self.time_mlp(t.to(x.dtype))
         skips = []
         for blocks, attn, down in self.downs:
             for block in blocks:

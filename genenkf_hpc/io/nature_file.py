@@ -153,3 +153,24 @@ def read_nature_forcing(path: str | Path, forcing: float, cycles: int, nx: int) 
         raise UserError(f"nature file {path}: obs for forcing {forcing} has NaN/Inf at an "
                         f"observed point in cycle {bad}")
     return NatureData(forcing=float(forcings[i]), truth=truth, obs=obs, mask=mask, attrs=attrs)
+
+
+def check_compatible(data: NatureData, path: str | Path, cfg) -> None:
+    """The nature run must match the experiment: the model time step between cycles, the
+    observed points and the observation error the filter assumes. Each mismatch names the key."""
+    attrs = data.attrs
+    dt = float(attrs.get("dt", cfg.model.dt)) * int(attrs.get("steps_per_cycle", 1))
+    want = cfg.model.dt * cfg.osse.steps_per_cycle
+    if "dt" in attrs and not np.isclose(dt, want, rtol=1e-12, atol=0.0):
+        raise UserError(f"nature file {path} has {dt:g} model time units between cycles but "
+                        f"model.dt * osse.steps_per_cycle = {want:g}")
+    from ..osse import obs_mask
+
+    expected = obs_mask(cfg.model.nx, cfg.osse.obs_interval)
+    if not np.array_equal(data.mask, expected):
+        interval = attrs.get("obs_interval", "?")
+        raise UserError(f"nature file {path} observes other grid points (obs_interval="
+                        f"{interval}) than osse.obs_interval={cfg.osse.obs_interval}")
+    if "obs_sigma" in attrs and not np.isclose(float(attrs["obs_sigma"]), cfg.osse.obs_sigma):
+        raise UserError(f"nature file {path} has obs_sigma={float(attrs['obs_sigma']):g} but "
+                        f"osse.obs_sigma={cfg.osse.obs_sigma:g}")

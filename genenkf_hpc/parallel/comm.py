@@ -1,24 +1,44 @@
 """Communicator wrapper: mpi4py when launched under MPI with several ranks, else a serial stand-in.
 
-Everything above this layer receives a :class:`Comm` explicitly (no module-level COMM_WORLD).
+Everything above this layer receives a :class:`SerialComm` or :class:`MPIComm` explicitly (no
+module-level COMM_WORLD). Both have the same interface:
+
+- object collectives (pickled, for small metadata): ``bcast``, ``gather``, ``allgather``,
+  ``allreduce``, ``barrier``;
+- buffer collectives on numpy arrays (no pickling; what the cycle uses): ``Allreduce``,
+  ``Bcast``, ``Alltoallv``, ``Allgatherv``, ``Gatherv``. Counts are numbers of *elements* per
+  rank; buffers are flattened C-order arrays and the result is a new 1-D array;
+- ``abort(code)``: end the whole job now (an exception on one rank must not leave the others
+  blocked in a collective, CONTRACT section 6).
 """
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
+from ..errors import UserError
 from .environment import read_environment
 
 
+def _flat(array) -> np.ndarray:
+    return np.ascontiguousarray(array).reshape(-1)
+
+
+def _displacements(counts: Sequence[int]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+
+
 class SerialComm:
-    """One process: collectives are identities."""
+    """One process: every collective is a copy (so callers may mutate results freely)."""
 
     rank = 0
     size = 1
     is_main = True
 
+    # -- object collectives
     def bcast(self, obj: Any, root: int = 0) -> Any:
         return obj
 
@@ -34,6 +54,25 @@ class SerialComm:
     def allgather(self, obj: Any) -> list:
         return [obj]
 
+    # -- buffer collectives
+    def Allreduce(self, array: np.ndarray, op: str = "sum") -> np.ndarray:
+        return np.array(array, copy=True)
+
+    def Bcast(self, array: np.ndarray | None, root: int = 0) -> np.ndarray:
+        return np.array(array, copy=True)
+
+    def Alltoallv(self, sendbuf: np.ndarray, sendcounts, recvcounts) -> np.ndarray:
+        assert int(sendcounts[0]) == int(recvcounts[0]) == np.size(sendbuf)
+        return _flat(sendbuf).copy()
+
+    def Allgatherv(self, sendbuf: np.ndarray, counts) -> np.ndarray:
+        assert int(counts[0]) == np.size(sendbuf)
+        return _flat(sendbuf).copy()
+
+    def Gatherv(self, sendbuf: np.ndarray, counts, root: int = 0) -> np.ndarray | None:
+        assert int(counts[0]) == np.size(sendbuf)
+        return _flat(sendbuf).copy()
+
     def abort(self, code: int = 1) -> None:
         sys.exit(code)
 
@@ -42,11 +81,23 @@ class MPIComm:
     """Thin wrapper over an mpi4py communicator."""
 
     def __init__(self, comm):
+        from mpi4py import MPI
+
+        self._MPI = MPI
         self.mpi = comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
         self.is_main = self.rank == 0
 
+    def _op(self, op: str):
+        return {"sum": self._MPI.SUM, "max": self._MPI.MAX, "min": self._MPI.MIN}[op]
+
+    def _type(self, array: np.ndarray):
+        from mpi4py.util.dtlib import from_numpy_dtype
+
+        return from_numpy_dtype(array.dtype)
+
+    # -- object collectives
     def bcast(self, obj: Any, root: int = 0) -> Any:
         return self.mpi.bcast(obj, root=root)
 
@@ -54,14 +105,9 @@ class MPIComm:
         self.mpi.Barrier()
 
     def allreduce(self, value, op: str = "sum"):
-        from mpi4py import MPI
-
-        mpi_op = {"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
         if isinstance(value, np.ndarray):
-            out = np.empty_like(value)
-            self.mpi.Allreduce(np.ascontiguousarray(value), out, op=mpi_op)
-            return out
-        return self.mpi.allreduce(value, op=mpi_op)
+            return self.Allreduce(value, op)
+        return self.mpi.allreduce(value, op=self._op(op))
 
     def gather(self, obj: Any, root: int = 0) -> list | None:
         return self.mpi.gather(obj, root=root)
@@ -69,17 +115,110 @@ class MPIComm:
     def allgather(self, obj: Any) -> list:
         return self.mpi.allgather(obj)
 
+    # -- buffer collectives
+    def Allreduce(self, array: np.ndarray, op: str = "sum") -> np.ndarray:
+        send = np.ascontiguousarray(array)
+        out = np.empty_like(send)
+        self.mpi.Allreduce(send, out, op=self._op(op))
+        return out
+
+    def Bcast(self, array: np.ndarray | None, root: int = 0) -> np.ndarray:
+        """Broadcast an array; non-root ranks may pass None (shape and dtype travel first)."""
+        meta = self.mpi.bcast((array.shape, array.dtype.str) if self.rank == root else None,
+                              root=root)
+        buf = np.ascontiguousarray(array) if self.rank == root else np.empty(meta[0], meta[1])
+        self.mpi.Bcast(buf, root=root)
+        return buf
+
+    def Alltoallv(self, sendbuf: np.ndarray, sendcounts, recvcounts) -> np.ndarray:
+        send = _flat(sendbuf)
+        scounts = np.asarray(sendcounts, dtype=np.int64)
+        rcounts = np.asarray(recvcounts, dtype=np.int64)
+        recv = np.empty(int(rcounts.sum()), dtype=send.dtype)
+        mtype = self._type(send)
+        self.mpi.Alltoallv([send, (scounts.tolist(), _displacements(scounts).tolist()), mtype],
+                           [recv, (rcounts.tolist(), _displacements(rcounts).tolist()), mtype])
+        return recv
+
+    def Allgatherv(self, sendbuf: np.ndarray, counts) -> np.ndarray:
+        send = _flat(sendbuf)
+        counts = np.asarray(counts, dtype=np.int64)
+        recv = np.empty(int(counts.sum()), dtype=send.dtype)
+        self.mpi.Allgatherv([send, self._type(send)],
+                            [recv, (counts.tolist(), _displacements(counts).tolist()),
+                             self._type(send)])
+        return recv
+
+    def Gatherv(self, sendbuf: np.ndarray, counts, root: int = 0) -> np.ndarray | None:
+        send = _flat(sendbuf)
+        counts = np.asarray(counts, dtype=np.int64)
+        if self.rank == root:
+            recv = np.empty(int(counts.sum()), dtype=send.dtype)
+            spec = [recv, (counts.tolist(), _displacements(counts).tolist()), self._type(send)]
+        else:
+            recv, spec = None, None
+        self.mpi.Gatherv([send, self._type(send)], spec, root=root)
+        return recv
+
     def abort(self, code: int = 1) -> None:
+        # Flush first: MPI_Abort kills the process without running Python's exit handlers.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # pragma: no cover - a closed stream must not block the abort
+                pass
         self.mpi.Abort(code)
 
 
-def world() -> SerialComm | MPIComm:
-    """The job's communicator: MPI only when an MPI launcher started several ranks."""
-    env = read_environment()
-    if env.under_mpi and env.world_size > 1:
+def world(environ=None) -> SerialComm | MPIComm:
+    """The job's communicator: MPI when an MPI launcher (mpiexec, srun with MPI support) started
+    several ranks, else :class:`SerialComm`.
+
+    Refuses (:class:`UserError`) when the launcher started N ranks but MPI sees a different
+    number, e.g. ``srun -n 4`` without an MPI plug-in, which would silently run N copies of the
+    same serial job.
+    """
+    environ = os.environ if environ is None else environ
+    env = read_environment(environ)
+    if env.world_size <= 1 or env.launcher == "torchrun":
+        return SerialComm()
+    if not (env.under_mpi or env.launcher == "slurm"):
+        return SerialComm()
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise UserError(f"started by {env.launcher} with {env.world_size} ranks but mpi4py is not "
+                        "importable: install it (pip install mpi4py) or run one process") from None
+    size = MPI.COMM_WORLD.Get_size()
+    if size != env.world_size:
+        if env.launcher == "slurm":
+            who = "srun"
+            how = "srun --mpi=pmix (or --mpi=pmi2, matching your MPI library) or mpiexec"
+        else:
+            who, how = "mpiexec", "the mpiexec of the MPI library that mpi4py was built with"
+        raise UserError(f"{who} started {env.world_size} tasks but MPI sees {size}: the tasks "
+                        f"are not connected to each other; launch with {how}")
+    return MPIComm(MPI.COMM_WORLD)
+
+
+def collective_error(error: UserError) -> UserError:
+    """Mark a :class:`UserError` as raised by every rank at the same point, so the CLI reports
+    it once (rank 0) and lets all ranks exit with status 2 instead of aborting the job."""
+    error.collective = True
+    return error
+
+
+def run_on_root(comm, fn, root: int = 0):
+    """``fn()`` on ``root`` only (e.g. reading and validating an input file); a UserError it
+    raises is raised on every rank, collectively. Returns ``fn()``'s result on ``root``, None
+    elsewhere."""
+    result, message = None, None
+    if comm.rank == root:
         try:
-            from mpi4py import MPI
-        except ImportError:  # pragma: no cover - mpi4py is a dependency
-            raise RuntimeError("launched under MPI but mpi4py is not importable") from None
-        return MPIComm(MPI.COMM_WORLD)
-    return SerialComm()
+            result = fn()
+        except UserError as exc:
+            message = str(exc)
+    message = comm.bcast(message, root=root)
+    if message is not None:
+        raise collective_error(UserError(message))
+    return result

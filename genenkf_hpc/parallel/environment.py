@@ -51,6 +51,8 @@ def read_environment(env: Mapping[str, str] | None = None) -> LaunchEnvironment:
     """Rank/local rank/world size from the first launcher whose variables are all present."""
     env = os.environ if env is None else env
     for name, rank_var, local_var, size_var in _LAUNCHERS:
+        if size_var.startswith("SLURM_") and not in_slurm_step(env):
+            continue  # a batch script sees SLURM_NTASKS of its allocation but is one process
         if rank_var in env and size_var in env:
             rank = _int(env, rank_var)
             size = _int(env, size_var)
@@ -58,6 +60,11 @@ def read_environment(env: Mapping[str, str] | None = None) -> LaunchEnvironment:
             if size > 1 or name == "torchrun":
                 return LaunchEnvironment(name, rank, local, size)
     return LaunchEnvironment("single", 0, 0, 1)
+
+
+def in_slurm_step(env: Mapping[str, str]) -> bool:
+    """True inside an ``srun`` job step (a batch script itself is not a parallel launch)."""
+    return "SLURM_STEP_ID" in env or "SLURM_STEPID" in env
 
 
 def _int(env: Mapping[str, str], key: str) -> int:

@@ -1,0 +1,202 @@
+"""The interface of a cycled DA method, and the parallel LETKF step the methods share.
+
+A method is a small class registered by exact name (:mod:`.registry`). The driver owns the
+loop, the forecast, the diagnostics, the output and the restarts; a method owns its state's
+initialisation and its analysis. Two kinds of state:
+
+- ``"ensemble"`` (enkf, etkf, letkf): a k-member forecast ensemble; rank r holds its member
+  block ``(k_r, nx)`` (member-major), forecasts it, and the analysis transposes it to grid
+  blocks and back (:class:`~genenkf_hpc.parallel.transpose.Transposer`);
+- ``"simulation"`` (noda, nudging, genenkf, gaussian_pseudo): one simulation ``(nx,)``
+  replicated on every rank (every rank advances the same state, no communication).
+
+:class:`PseudoEnsembleMethod` is the pattern of the Generative EnKF: sample a pseudo-ensemble for
+this rank's member block with :meth:`~PseudoEnsembleMethod.sample_members`, run the same
+member -> grid transpose and parallel LETKF as ``letkf``, assemble the analysis mean on every
+rank and nudge the simulation towards it. A subclass only writes ``sample_members``.
+
+Randomness inside a method must come from ``rng.stream(seed, purpose, member, cycle)`` (never
+the rank), so ``mpiexec -n R`` reproduces one process (CONTRACT section 6).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from .. import osse
+from ..config import Config
+from ..parallel.transpose import Transposer
+
+
+@dataclass
+class CycleContext:
+    """What a method sees: the config, the communicator and the layout of its ensemble."""
+
+    cfg: Config
+    comm: object              # parallel.comm.SerialComm | MPIComm
+    transposer: Transposer    # members = method.members(), halo = method.halo_radius()
+    mask: np.ndarray          # (nx,) bool, observed points
+    obs_var: float            # observation error variance sigma^2 (R = obs_var I)
+    model_path: str | None = None  # --model FILE (diffusion checkpoint for genenkf)
+    cache: dict = field(default_factory=dict)  # per-run constants (e.g. the local obs table)
+
+    @property
+    def nx(self) -> int:
+        return self.cfg.model.nx
+
+
+@dataclass
+class Diagnostics:
+    """What the driver records after an analysis, for this rank's grid block (owned points).
+
+    ``ensemble``: the analysis members ``(k, npts_local)`` (mean, spread and CRPS come from it),
+    or None for a single state. ``mean``: ``(npts_local,)``, the recorded analysis mean when it
+    is not the ensemble mean (e.g. a single simulation)."""
+
+    ensemble: np.ndarray | None = None
+    mean: np.ndarray | None = None
+
+
+class CyclingMethod:
+    """Base of every method. Subclasses set ``name``/``state_kind`` and write ``analyse``."""
+
+    name: ClassVar[str] = ""
+    state_kind: ClassVar[str] = "ensemble"  # or "simulation"
+
+    def __init__(self, cfg: Config, model_path: str | None = None):
+        self.cfg = cfg
+        self.model_path = model_path
+
+    # -- layout
+    def members(self) -> int:
+        """Ensemble size k used for the transposes (1 for a lone simulation)."""
+        return self.cfg.filter.members
+
+    def halo_radius(self) -> float:
+        """Halo of the grid-major blocks: the localisation radius for a local analysis."""
+        return 0.0
+
+    def history_length(self) -> int:
+        """How many past observation vectors the method wants (``obs_history`` rows)."""
+        return 1
+
+    def settings(self) -> dict:
+        """The method's parameters, recorded in summary.json."""
+        return {}
+
+    # -- life cycle
+    def setup(self, ctx: CycleContext) -> None:
+        """Called once before the first cycle (load a model, precompute tables)."""
+
+    def initial_state(self, ctx: CycleContext) -> np.ndarray:
+        """``(k_local, nx)`` member block, or ``(nx,)`` simulation."""
+        raise NotImplementedError
+
+    def analyse(self, ctx: CycleContext, state: np.ndarray, obs: np.ndarray, cycle: int,
+                obs_history: np.ndarray) -> tuple[np.ndarray, Diagnostics]:
+        """Analysis at ``cycle`` (1-based) of the forecast ``state`` with ``obs (nx,)`` (NaN where
+        unobserved); ``obs_history (history_length, nx)``, newest last (NaN rows before the
+        first cycles). Returns the new state and this rank's diagnostics."""
+        raise NotImplementedError
+
+    # -- restart: anything beyond the state the method needs to continue bit for bit
+    def extra_state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_extra_state(self, arrays: dict[str, np.ndarray]) -> None:
+        pass
+
+
+class EnsembleMethod(CyclingMethod):
+    """A k-member ensemble of the simulation model, distributed by member blocks."""
+
+    state_kind = "ensemble"
+
+    def initial_state(self, ctx: CycleContext) -> np.ndarray:
+        m = ctx.cfg.model
+        return osse.initial_ensemble(ctx.transposer.member_ids, m.nx, m.forcing, m.dt,
+                                     m.spinup_steps, ctx.cfg.osse.seed)
+
+
+class SimulationMethod(CyclingMethod):
+    """One deterministic simulation, replicated on every rank.
+
+    It starts from member 0 of the initial ensemble (F + N(0,1), spun up with the model's F),
+    so the simulation methods and the ensemble methods start from comparable states."""
+
+    state_kind = "simulation"
+
+    def members(self) -> int:
+        return 1
+
+    def initial_state(self, ctx: CycleContext) -> np.ndarray:
+        m = ctx.cfg.model
+        return osse.initial_ensemble([0], m.nx, m.forcing, m.dt, m.spinup_steps,
+                                     ctx.cfg.osse.seed)[0]
+
+    def simulation_diagnostics(self, ctx: CycleContext, state: np.ndarray) -> Diagnostics:
+        return Diagnostics(mean=state[slice(*ctx.transposer.grid_range)])
+
+
+def local_letkf(ctx: CycleContext, grid: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """LETKF analysis of this rank's owned points from its grid-major block.
+
+    ``grid (k, n_columns_local)`` is ``Transposer.to_grid`` of the background (owned + halo
+    columns, ascending global order); returns ``xa (k, npts_local)``. The observation operator
+    is the identity at the observed points, so ``yb`` is the background at the observed columns.
+    """
+    from ..da.letkf import letkf_analysis
+    from ..da.localization import local_obs_table
+
+    t, f = ctx.transposer, ctx.cfg.filter
+    if t.npts == 0:
+        return np.empty((grid.shape[0], 0))
+    cols = t.local_columns
+    observed = ctx.mask[cols]
+    points, obs_coords = cols[t.owned_pos], cols[observed]
+    if "letkf_table" not in ctx.cache:  # the observing network is fixed: build it once per run
+        ctx.cache["letkf_table"] = local_obs_table(points, obs_coords, ctx.nx, f.radius, f.taper)
+    return letkf_analysis(grid[:, t.owned_pos], grid[:, observed], obs[obs_coords], ctx.obs_var,
+                          points, obs_coords, ctx.nx, f.radius, taper=f.taper,
+                          inflation=f.inflation, rtps=f.rtps, rtpp=f.rtpp, solve=f.solve,
+                          table=ctx.cache["letkf_table"])
+
+
+class PseudoEnsembleMethod(SimulationMethod):
+    """One simulation + a pseudo-ensemble sampled per rank, analysed by the parallel LETKF.
+
+    Cycle (ALGORITHM.md section 6): the driver forecasts the simulation; then
+    ``sample_members(member_ids, cycle, state, obs_history)`` gives this rank's members,
+    ``to_grid`` + LETKF + the analysis mean on every rank, and :meth:`update_simulation`
+    (default: x <- (1 - alpha) x + alpha mean(analysis), ``generative.alpha``).
+    """
+
+    def members(self) -> int:
+        return self.cfg.generative.members
+
+    def halo_radius(self) -> float:
+        return self.cfg.filter.radius
+
+    def sample_members(self, member_ids: np.ndarray, cycle: int, state: np.ndarray,
+                       obs_history: np.ndarray) -> np.ndarray:
+        """Pseudo-ensemble members ``member_ids`` ``(k_local, nx)``; member m's randomness from
+        ``rng.stream(seed, purpose, m, cycle)``. ``member_ids`` may be empty."""
+        raise NotImplementedError
+
+    def update_simulation(self, ctx: CycleContext, state: np.ndarray, analysis_mean: np.ndarray,
+                          analysis_grid: np.ndarray) -> np.ndarray:
+        """New simulation from the analysis mean ``(nx,)`` (on every rank); ``analysis_grid`` is
+        this rank's ``(k, npts_local)`` analysis block, for variants that need the members."""
+        alpha = self.cfg.generative.alpha
+        return (1.0 - alpha) * state + alpha * analysis_mean
+
+    def analyse(self, ctx, state, obs, cycle, obs_history):
+        t = ctx.transposer
+        block = np.asarray(self.sample_members(t.member_ids, cycle, state, obs_history),
+                           dtype=np.float64)
+        xa = local_letkf(ctx, t.to_grid(block), obs)
+        mean = t.allgather_points(xa.mean(axis=0)[None])[0]
+        new_state = self.update_simulation(ctx, state, mean, xa)
+        return new_state, Diagnostics(ensemble=xa)

@@ -1,0 +1,145 @@
+"""The classical methods, parallel: noda, nudging, enkf (perturbed obs), etkf, letkf.
+
+Ensemble methods transpose the member blocks to grid blocks (all members, a block of points)
+and back; the analysis kernels are the pure functions of :mod:`genenkf_hpc.da`:
+
+- letkf: each rank analyses its points from its block plus the halo of observations within
+  ``filter.radius`` (:func:`~genenkf_hpc.cycling.base.local_letkf`);
+- etkf: the ensemble-space sums over observations (Hunt et al. 2007, eqs. 14-21) are additive
+  over observations: each rank sums its own observed points, one ``Allreduce`` completes them,
+  every rank computes the same weights and applies them to its points;
+- enkf: the same with perturbed observations; member m's perturbations of all observations come
+  from ``rng.stream(osse.seed, ENKF_OBS_PERTURBATION, m, cycle)`` on the rank owning m, and
+  travel with the ensemble through the transpose.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import rng
+from .base import (CycleContext, Diagnostics, EnsembleMethod, SimulationMethod, local_letkf)
+
+
+class NoDA(SimulationMethod):
+    """Free run of the simulation model (no observations used)."""
+
+    name = "noda"
+
+    def analyse(self, ctx, state, obs, cycle, obs_history):
+        return state, self.simulation_diagnostics(ctx, state)
+
+
+class Nudging(SimulationMethod):
+    """x <- (1 - alpha) x + alpha y at the observed points (``nudging.alpha``)."""
+
+    name = "nudging"
+
+    def settings(self) -> dict:
+        return {"alpha": self.cfg.nudging.alpha}
+
+    def analyse(self, ctx, state, obs, cycle, obs_history):
+        from ..da.nudging import nudge
+
+        new = nudge(state, obs, ctx.mask, self.cfg.nudging.alpha)
+        return new, self.simulation_diagnostics(ctx, new)
+
+
+def _filter_settings(cfg, keys) -> dict:
+    return {key: getattr(cfg.filter, key) for key in keys}
+
+
+class LETKF(EnsembleMethod):
+    """Local ETKF (Hunt et al. 2007), parallel over grid blocks with an observation halo."""
+
+    name = "letkf"
+
+    def halo_radius(self) -> float:
+        return self.cfg.filter.radius
+
+    def settings(self) -> dict:
+        return _filter_settings(self.cfg, ("radius", "taper", "inflation", "rtps", "rtpp", "solve"))
+
+    def analyse(self, ctx, state, obs, cycle, obs_history):
+        t = ctx.transposer
+        xa = local_letkf(ctx, t.to_grid(state), obs)
+        return t.to_members(xa), Diagnostics(ensemble=xa)
+
+
+def _owned_obs(ctx: CycleContext, grid: np.ndarray, obs: np.ndarray):
+    """``(yb (k, p_local), yo (p_local,), observed (npts,) bool)`` on this rank's points."""
+    points = np.arange(*ctx.transposer.grid_range)
+    observed = ctx.mask[points]
+    return grid[:, observed], obs[points[observed]], observed
+
+
+def _relax(ctx: CycleContext, xb: np.ndarray, xa: np.ndarray) -> np.ndarray:
+    """RTPS / RTPP (pointwise in the grid block, so the same on any decomposition)."""
+    from ..da import inflation
+
+    f = ctx.cfg.filter
+    if f.rtpp > 0:
+        xa = inflation.rtpp(xa, xb, f.rtpp)
+    if f.rtps > 0:
+        xa = inflation.rtps(xa, xb, f.rtps)
+    return xa
+
+
+class ETKF(EnsembleMethod):
+    """Global ETKF (symmetric square root); ensemble-space sums reduced with Allreduce."""
+
+    name = "etkf"
+
+    def settings(self) -> dict:
+        return _filter_settings(self.cfg, ("inflation", "rtps", "rtpp"))
+
+    def analyse(self, ctx, state, obs, cycle, obs_history):
+        from ..da import etkf
+
+        t, k = ctx.transposer, ctx.transposer.members
+        xb = t.to_grid(state)
+        yb, yo, _ = _owned_obs(ctx, xb, obs)
+        gram, proj = etkf.obs_space_sums(yb, yo, ctx.obs_var)
+        sums = ctx.comm.Allreduce(np.concatenate([np.ravel(gram), np.ravel(proj)]))
+        w_mean, W = etkf.etkf_weights(sums[:k * k].reshape(k, k), sums[k * k:], k,
+                                      self.cfg.filter.inflation)
+        xa = _relax(ctx, xb, etkf.apply_weights(xb, w_mean, W))
+        return t.to_members(xa), Diagnostics(ensemble=xa)
+
+
+class EnKF(EnsembleMethod):
+    """Stochastic EnKF with perturbed observations (Burgers et al. 1998), global."""
+
+    name = "enkf"
+
+    def settings(self) -> dict:
+        return _filter_settings(self.cfg, ("inflation", "rtps", "rtpp", "center_perturbations"))
+
+    def perturbations(self, ctx: CycleContext, cycle: int) -> np.ndarray:
+        """This rank's members' observation perturbations ``(k_local, nx)`` (zero where not
+        observed): N(0, obs_var) over all observations, member m from its own stream."""
+        t = ctx.transposer
+        observed = np.flatnonzero(ctx.mask)
+        out = np.zeros((t.k_local, ctx.nx))
+        sigma = np.sqrt(ctx.obs_var)
+        # One stream per member is what ties the numbers to (seed, member, cycle), not to the
+        # rank; the draws themselves are vectorised over the observations.
+        for row, member in enumerate(t.member_ids):
+            gen = rng.stream(ctx.cfg.osse.seed, rng.Purpose.ENKF_OBS_PERTURBATION, member, cycle)
+            out[row, observed] = sigma * gen.standard_normal(observed.size)
+        return out
+
+    def analyse(self, ctx, state, obs, cycle, obs_history):
+        from ..da import enkf
+
+        t, k = ctx.transposer, ctx.transposer.members
+        xb = t.to_grid(state)
+        yb, yo, observed = _owned_obs(ctx, xb, obs)
+        eps = t.to_grid(self.perturbations(ctx, cycle))[:, observed]
+        if self.cfg.filter.center_perturbations:
+            eps = enkf.center_perturbations(eps)  # per observation: local to the grid block
+        gram, proj = enkf.perturbation_sums(yb, yo, ctx.obs_var, eps)
+        sums = ctx.comm.Allreduce(np.concatenate([np.ravel(gram), np.ravel(proj)]))
+        T = enkf.enkf_weights(sums[:k * k].reshape(k, k), sums[k * k:].reshape(k, k), k,
+                              self.cfg.filter.inflation)
+        xa = _relax(ctx, xb, xb + T.T @ (xb - xb.mean(axis=0)))  # da.enkf.enkf_weights
+        return t.to_members(xa), Diagnostics(ensemble=xa)

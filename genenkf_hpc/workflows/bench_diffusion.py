@@ -1,0 +1,149 @@
+"""``genenkf bench sample|train``: throughput of pseudo-ensemble sampling and of training.
+
+    genenkf bench sample -c configs/demo.toml [--checkpoint FILE] [--members 32] [--steps 20]
+    mpiexec -n 4 genenkf bench sample ...        # members split over ranks in blocks
+    genenkf bench train -c configs/demo.toml [--batch 64] [--steps 20]
+    torchrun --nproc_per_node 4 -m genenkf_hpc bench train ...   # DDP, global batch
+
+``sample`` times ``sample_pseudo_ensemble`` for k members (as in one Generative EnKF cycle,
+with the [generative] sampler, guidance and DDIB settings) after one warm-up call, median of
+``--repeat``; without ``--checkpoint`` a randomly initialised network of the configured size is
+timed (speed does not depend on the weights). ``train`` times optimizer steps on synthetic
+states (no dataset needed) through the same code path as ``genenkf train``.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from .. import osse, rng
+from ..config import Config
+from ..diffusion.bundle import DTYPES, build_bundle, load_bundle, sample_pseudo_ensemble
+from ..diffusion.conditioning import Normaliser
+from ..diffusion.schedule import Schedule
+from ..diffusion.unet import UNet1D, UNetArgs
+from ..parallel import ddp
+from ..parallel.decomposition import block_range
+from ..parallel.environment import read_environment, select_device
+from ..training import data as tdata
+from ..training.step import StepParts, optimizer_step
+
+# Range of F = 8 Lorenz-96 states, for the random-weight benchmark's normalisation.
+_L96_RANGE = (-8.0, 13.0)
+
+
+def _arch(cfg: Config, nx: int) -> UNetArgs:
+    n = cfg.network
+    return UNetArgs(nx=nx, base_width=n.base_width, multipliers=tuple(n.multipliers),
+                    groups=n.groups, attention=n.attention, seq_len=n.seq_len)
+
+
+def _random_bundle(cfg: Config, nx: int, device: str, precision: str):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(rng.torch_seed(cfg.train.seed, rng.Purpose.BENCH, 0))
+        net = UNet1D(_arch(cfg, nx))
+    net = net.to(device=torch.device(device), dtype=DTYPES[precision])
+    return build_bundle(net, Schedule(cfg.diffusion.timesteps, cfg.diffusion.schedule),
+                        cfg.diffusion.objective, Normaliser(*_L96_RANGE), cfg.osse.obs_interval,
+                        cfg.osse.obs_sigma)
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_sample(args, cfg: Config, comm) -> dict:
+    """Pseudo-ensemble members per second (all ranks together) for one DA cycle's draw."""
+    gc = cfg.generative
+    env = read_environment()
+    device = select_device(args.device or gc.device, env.local_rank, torch.cuda.is_available())
+    if args.checkpoint:
+        bundle = load_bundle(args.checkpoint, device, gc.precision)
+    else:
+        bundle = _random_bundle(cfg, args.nx or cfg.model.nx, device, gc.precision)
+    nx, k = bundle.nx, args.members or gc.members
+    steps = args.steps
+    mask = osse.obs_mask(nx, bundle.obs_interval)
+    g = rng.stream(cfg.osse.seed, rng.Purpose.BENCH, 1)
+    state = cfg.model.forcing + g.standard_normal(nx)
+    obs = np.where(mask, state + bundle.obs_sigma * g.standard_normal(nx), np.nan)
+    first, last = block_range(k, comm.size, comm.rank)
+    kw = dict(sampler=gc.sampler, steps=steps, eta=gc.eta, guidance=gc.guidance,
+              ddib_state=state if gc.ddib else None, strength=gc.strength)
+    sample_pseudo_ensemble(bundle, obs, mask, range(first, last), 0, 0, **kw)  # warm-up
+    times = []
+    for r in range(args.repeat):
+        comm.barrier()
+        _sync(device)
+        t0 = time.perf_counter()
+        sample_pseudo_ensemble(bundle, obs, mask, range(first, last), r + 1, 0, **kw)
+        _sync(device)
+        times.append(comm.allreduce(time.perf_counter() - t0, op="max"))
+    wall = float(np.median(times))
+    return {"bench": "sample", "members_per_s": k / wall, "seconds_per_ensemble": wall,
+            "members": k, "steps": steps, "sampler": gc.sampler, "eta": gc.eta,
+            "guidance": gc.guidance, "ddib": gc.ddib, "strength": gc.strength, "nx": nx,
+            "seq_len": bundle.seq_len, "precision": gc.precision, "device": str(device),
+            "ranks": comm.size, "repeat": args.repeat,
+            "parameters": sum(p.numel() for p in bundle.net.parameters()),
+            "checkpoint": args.checkpoint or None, "torch_threads": torch.get_num_threads()}
+
+
+def bench_train(args, cfg: Config, comm) -> dict | None:
+    """Training samples per second per rank (global batch split over the DDP ranks)."""
+    tc, nx = cfg.train, args.nx or cfg.model.nx
+    env = read_environment()
+    ds = ddp.setup(env, args.device or tc.device, comm=comm)
+    try:
+        batch = args.batch or tc.batch_size
+        arch = _arch(cfg, nx)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(rng.torch_seed(tc.seed, rng.Purpose.BENCH, 2))
+            net, ema = UNet1D(arch), UNet1D(arch)
+        net, ema = net.to(ds.device), ema.to(ds.device).requires_grad_(False)
+        model = ddp.wrap(net, ds)
+        schedule = Schedule(cfg.diffusion.timesteps, cfg.diffusion.schedule)
+        bf16 = tc.precision == "bf16" or (tc.precision == "auto" and ds.device.type == "cuda")
+        parts = StepParts(model, net, ema, torch.optim.Adam(net.parameters(), lr=tc.lr),
+                          schedule, cfg.diffusion.objective, cfg.diffusion.loss, tc.ema_decay,
+                          batch, ds.world_size, ds.active, bf16, ds.device.type)
+        g = rng.stream(tc.seed, rng.Purpose.BENCH, 3)
+        states = cfg.model.forcing + 3.5 * g.standard_normal((4, 64 + arch.seq_len, nx))
+        maker = tdata.BatchMaker(states, Normaliser(*_L96_RANGE),
+                                 osse.obs_mask(nx, cfg.osse.obs_interval), cfg.osse.obs_sigma,
+                                 arch.seq_len, schedule, ds.device)
+        lo, hi = block_range(batch, ds.world_size, ds.rank)
+        micro = [tuple(lo + np.array(block_range(hi - lo, tc.grad_accum, j)))
+                 for j in range(tc.grad_accum)]
+
+        def one(step):
+            gb = tdata.draw_global_batch(tc.seed, step, batch, 4, states.shape[1], arch.seq_len,
+                                         nx, cfg.diffusion.timesteps, cfg.diffusion.p_uncond)
+            optimizer_step(parts, gb, maker, micro, tc.lr, step)
+
+        for s in range(2):
+            one(s)  # warm-up (allocator, DDP buckets)
+        _sync(ds.device)
+        t0 = time.perf_counter()
+        for s in range(args.steps):
+            one(2 + s)
+        _sync(ds.device)
+        wall = time.perf_counter() - t0
+        wall = float(ddp.all_reduce_sum(torch.tensor([wall], dtype=torch.float64), ds)[0]) \
+            / ds.world_size
+        if not ds.is_main:
+            return None  # under torchrun every rank sees a one-process comm: rank 0 reports
+        return {"bench": "train", "samples_per_s_per_rank": args.steps * batch / wall
+                / ds.world_size, "samples_per_s": args.steps * batch / wall,
+                "steps_per_s": args.steps / wall, "global_batch": batch,
+                "grad_accum": tc.grad_accum, "steps": args.steps, "nx": nx,
+                "base_width": arch.base_width, "multipliers": list(arch.multipliers),
+                "attention": arch.attention, "seq_len": arch.seq_len,
+                "parameters": sum(p.numel() for p in net.parameters()), "bf16": bf16,
+                "device": str(ds.device), "ranks": ds.world_size,
+                "launcher": env.launcher, "torch_threads": torch.get_num_threads()}
+    finally:
+        ddp.teardown(ds)

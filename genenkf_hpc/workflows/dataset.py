@@ -1,0 +1,118 @@
+"""``genenkf dataset``: Lorenz-96 trajectories for training the diffusion model.
+
+Trajectory i starts from F + N(0, 1) noise drawn from ``rng.stream(seed, DATASET_INITIAL, i)``
+(F = model.forcing), is spun up for ``dataset.spinup_steps`` steps (discarded) and then stored
+for ``dataset.steps`` steps. Shards of ``dataset.shard_trajectories`` trajectories are spread
+over the MPI ranks in contiguous blocks; since each trajectory has its own stream, the files do
+not depend on the rank count. The train / val / test split is by trajectory (a permutation from
+``rng.stream(seed, DATASET_SPLIT)``), never by time step. Normalisation statistics come from the
+training trajectories only. Observations are not stored: training draws them afresh
+(osse.obs_interval, osse.obs_sigma), so every epoch sees new observation noise.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .. import __version__, rng
+from ..config import Config
+from ..dynamics import lorenz96
+from ..errors import UserError
+from ..io import hdf5
+from ..parallel.decomposition import block_range
+
+HELP = "training trajectories for the diffusion model -> HDF5 shards + metadata.json"
+
+
+def add_arguments(parser) -> None:
+    pass  # everything is in the [dataset] and [model] config sections
+
+
+def split_trajectories(n: int, val_fraction: float, test_fraction: float,
+                       seed: int) -> dict[str, list[int]]:
+    """Trajectory ids per split; each non-zero fraction gets at least one trajectory."""
+    def count(f):
+        return 0 if f <= 0 else max(1, int(round(f * n)))
+
+    n_val, n_test = count(val_fraction), count(test_fraction)
+    if n - n_val - n_test < 1:
+        raise UserError(f"dataset.trajectories={n} leaves no training trajectory after "
+                        f"{n_val} validation and {n_test} test trajectories")
+    perm = rng.stream(seed, rng.Purpose.DATASET_SPLIT).permutation(n)
+    return {"train": sorted(int(i) for i in perm[n_val + n_test:]),
+            "val": sorted(int(i) for i in perm[:n_val]),
+            "test": sorted(int(i) for i in perm[n_val:n_val + n_test])}
+
+
+def simulate_trajectories(ids, nx: int, forcing: float, dt: float, spinup_steps: int,
+                          steps: int, seed: int) -> np.ndarray:
+    """States ``(len(ids), steps, nx)`` of the trajectories ``ids`` (pure; batched RK4)."""
+    x0 = np.stack([forcing + rng.stream(seed, rng.Purpose.DATASET_INITIAL, int(i))
+                   .standard_normal(nx) for i in ids])
+    x = lorenz96.integrate(x0, forcing, dt, spinup_steps)
+    return np.moveaxis(lorenz96.trajectory(x, forcing, dt, steps), 0, 1)
+
+
+def partial_stats(states: np.ndarray) -> np.ndarray:
+    """``[count, sum, sum of squares, min, max]`` of the values (combined across ranks)."""
+    if states.size == 0:
+        return np.array([0.0, 0.0, 0.0, np.inf, -np.inf])
+    return np.array([states.size, states.sum(), np.square(states).sum(), states.min(),
+                     states.max()], dtype=np.float64)
+
+
+def run(args, cfg: Config, ctx) -> int:
+    d, m = cfg.dataset, cfg.model
+    comm = ctx.comm
+    if ctx.env.world_size > comm.size and ctx.env.rank != 0:
+        return 0  # launched without MPI (e.g. torchrun): rank 0 alone builds the dataset
+    n = d.trajectories
+    splits = split_trajectories(n, d.val_fraction, d.test_fraction, d.seed)
+    n_shards = -(-n // d.shard_trajectories)
+    first, last = block_range(n_shards, comm.size, comm.rank)
+    ctx.log.info("dataset: %d trajectories x %d steps (nx=%d, F=%g, dt=%g), %d shards over %d "
+                 "rank(s) -> %s", n, d.steps, m.nx, m.forcing, m.dt, n_shards, comm.size,
+                 ctx.path)
+    train = set(splits["train"])
+    stats = partial_stats(np.empty(0))
+    attrs = dict(nx=m.nx, dt=m.dt, forcing=m.forcing, seed=d.seed, spinup_steps=d.spinup_steps)
+    t0 = time.perf_counter()
+    for s in range(first, last):
+        ids = np.arange(s * d.shard_trajectories, min(n, (s + 1) * d.shard_trajectories))
+        states = simulate_trajectories(ids, m.nx, m.forcing, m.dt, d.spinup_steps, d.steps,
+                                       d.seed)
+        if not np.all(np.isfinite(states)):
+            raise UserError(f"dataset: trajectory in shard {s} diverged (model.dt={m.dt} too "
+                            "large?)")
+        hdf5.write_shard(ctx.path / hdf5.shard_name(s), states, ids, attrs)
+        in_train = np.array([i in train for i in ids])
+        stats = combine(stats, partial_stats(states[in_train]))
+    counts = comm.allreduce(stats[:3].copy(), op="sum")
+    lo = comm.allreduce(float(stats[3]), op="min")
+    hi = comm.allreduce(float(stats[4]), op="max")
+    comm.barrier()  # every shard is on disk before the metadata declares the dataset complete
+    if comm.rank == 0:
+        mean = counts[1] / counts[0]
+        std = float(np.sqrt(max(counts[2] / counts[0] - mean ** 2, 0.0)))
+        shards = [{"file": hdf5.shard_name(s),
+                   "trajectories": list(range(s * d.shard_trajectories,
+                                              min(n, (s + 1) * d.shard_trajectories)))}
+                  for s in range(n_shards)]
+        hdf5.write_metadata(ctx.path, {
+            "nx": m.nx, "dt": m.dt, "forcing": m.forcing, "seed": d.seed,
+            "spinup_steps": d.spinup_steps, "steps": d.steps, "trajectories": n,
+            "obs": {"interval": cfg.osse.obs_interval, "sigma": cfg.osse.obs_sigma,
+                    "note": "drawn afresh at training time"},
+            "normalisation": {"min": lo, "max": hi, "mean": float(mean), "std": std,
+                              "lo": lo, "hi": hi, "from": "train split"},
+            "splits": splits, "shards": shards, "genenkf_version": __version__})
+        ctx.log.info("wrote %d shards and %s in %.1f s (train/val/test trajectories: %d/%d/%d; "
+                     "train range [%.3f, %.3f])", n_shards, hdf5.METADATA,
+                     time.perf_counter() - t0, len(splits["train"]), len(splits["val"]),
+                     len(splits["test"]), lo, hi)
+    return 0
+
+
+def combine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.array([a[0] + b[0], a[1] + b[1], a[2] + b[2], min(a[3], b[3]), max(a[4], b[4])])

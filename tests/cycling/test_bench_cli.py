@@ -1,0 +1,56 @@
+"""`genenkf bench letkf|forecast`: one JSON object per line with the measured figures and the
+settings; under mpiexec per-rank figures, the total throughput and the transpose volume."""
+import json
+
+import pytest
+
+from assim_utils import genenkf_subprocess
+from mpi_utils import run_mpi
+
+
+def _records(stdout):
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    return [json.loads(line) for line in lines]
+
+
+def test_bench_forecast_serial():
+    proc = genenkf_subprocess("bench", "forecast", "--nx", 64, "--members", 4, "--steps", 2,
+                              "--repeat", 2)
+    assert proc.returncode == 0, proc.stderr
+    (r,) = _records(proc.stdout)
+    assert r["bench"] == "forecast" and r["nx"] == 64 and r["members"] == 4
+    assert r["member_steps_per_s"] > 0 and len(r["per_rank"]) == 1
+
+
+def test_bench_letkf_parallel_mode_on_one_process():
+    proc = genenkf_subprocess("bench", "letkf", "--mode", "parallel", "--nx", 64, "--members", 8,
+                              "--radius", 3, "--repeat", 2)
+    assert proc.returncode == 0, proc.stderr
+    (r,) = _records(proc.stdout)
+    assert r["grid_points_per_s"] > 0 and r["seconds_per_analysis"] > 0
+    assert r["radius"] == 3.0 and r["ranks"] == 1 and r["bytes_per_cycle"] == 0
+
+
+def test_bench_bad_target_and_values():
+    proc = genenkf_subprocess("bench", "nosuch")
+    assert proc.returncode == 2 and "invalid choice: 'nosuch'" in proc.stderr
+    proc = genenkf_subprocess("bench", "letkf", "--members", 1)
+    assert proc.returncode == 2 and "--members=1" in proc.stderr
+
+
+@pytest.mark.mpi
+def test_bench_under_mpi_reports_per_rank():
+    proc = run_mpi(3, ["bench", "letkf", "--nx", 100, "--members", 7, "--radius", 4,
+                       "--repeat", 2], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    (r,) = _records(proc.stdout)  # printed once, by rank 0
+    assert r["mode"] == "parallel" and r["ranks"] == 3
+    assert [p["points"] for p in r["per_rank"]] == [34, 33, 33]
+    assert sum(p["members"] for p in r["per_rank"]) == 7
+    assert r["bytes_per_cycle"] == r["volume"]["to_grid_bytes"] + r["volume"]["to_members_bytes"]
+    assert r["bytes_per_cycle_measured"] == r["bytes_per_cycle"]  # counted in the Alltoallv calls
+    proc = run_mpi(2, ["bench", "forecast", "--nx", 40, "--members", 5, "--steps", 2,
+                       "--repeat", 2], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    (r,) = _records(proc.stdout)
+    assert [p["members"] for p in r["per_rank"]] == [3, 2]
