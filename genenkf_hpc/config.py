@@ -90,6 +90,8 @@ class GenerativeConfig:
                          min_exclusive=0.0, max=1.0)
     alpha: float = _f(0.5, "nudging of the simulation towards the analysis", min=0.0, max=1.0)
     use_ensemble_mean: bool = _f(True, "nudge towards the analysis mean (else blend members)")
+    recentre: bool = _f(False, "centre the pseudo-ensemble on the simulation forecast")
+    inversion_refine: int = _f(2, "DDIB: fixed-point iterations per inversion step", min=0)
     precision: str = _f("float32", "network precision when sampling",
                         choices=("float32", "float64"))
     device: str = _f("cpu", "torch device for sampling (cpu, cuda, auto)")

@@ -37,9 +37,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+TOOLS = Path(__file__).resolve().parent
+REPO = TOOLS.parent
+for _p in (str(REPO), str(TOOLS)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 SWEEPS = ("letkf_nx", "letkf_members", "letkf_strong", "letkf_weak", "forecast_strong",
           "forecast_weak", "sample_strong", "sample_weak", "train_strong", "train_weak")
@@ -49,9 +51,11 @@ THROUGHPUT = {"letkf": ("grid_points_per_s", "grid points/s"),
               "sample": ("members_per_s", "members/s"),
               "train": ("samples_per_s", "samples/s")}
 COLUMNS = ("sweep", "bench", "scale", "ranks", "nx", "members", "batch", "threads", "seconds",
-           "throughput", "unit", "speedup", "efficiency", "local_obs", "flops_per_point",
+           "throughput", "unit", "speedup", "efficiency", "local_obs", "solve", "flops_per_point",
            "gflops", "letkf_seconds", "transpose_seconds", "bytes_per_cycle", "load_1min",
-           "error", "command")
+           "attempts", "error", "command")
+# Issue 3: N = 2000, k = 32, radius 4, float64, 2 cores: >= 300,000 grid-point analyses/s.
+TARGET_POINTS_PER_S = 300_000
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 # The machine's attainable float64 rate: one large matmul (BLAS), all threads and one.
 MATMUL_CODE = ("import json; from genenkf_hpc.da.bench import bench_matmul; "
@@ -66,6 +70,7 @@ class Settings:
     members_list: tuple[int, ...] = (8, 16, 32, 64)
     ranks: tuple[int, ...] = (1, 2, 3, 4)
     train_ranks: tuple[int, ...] = (1, 2, 3)
+    sample_ranks: tuple[int, ...] = ()  # () = ``ranks`` (on a cluster: up to the GPU count)
     members: int = 32
     radius: float = 4.0
     taper: str = "box"  # radius 4 -> 9 local observations (issue 3's reference case)
@@ -137,6 +142,7 @@ def plan(s: Settings, only=SWEEPS) -> list[Case]:
         return torch_args(("--batch", batch, "--steps", s.train_steps))
 
     ranks = sorted(set(s.ranks))
+    sample_ranks = sorted(set(s.sample_ranks or s.ranks))
     per_sweep = {
         "letkf_nx": [Case("letkf_nx", "letkf", 1, letkf(n, s.members, "kernel"), False)
                      for n in s.nx_list],
@@ -154,9 +160,9 @@ def plan(s: Settings, only=SWEEPS) -> list[Case]:
         "forecast_weak": [Case("forecast_weak", "forecast", r, forecast(s.weak_members * r),
                                True) for r in ranks],
         "sample_strong": [Case("sample_strong", "sample", r, sample(s.sample_members), True)
-                          for r in ranks if r <= s.sample_members],
+                          for r in sample_ranks if r <= s.sample_members],
         "sample_weak": [Case("sample_weak", "sample", r, sample(s.weak_members * r), True)
-                        for r in ranks],
+                        for r in sample_ranks],
         "train_strong": [Case("train_strong", "train", r, train(s.train_batch), True)
                          for r in sorted(set(s.train_ranks)) if r <= s.train_batch],
         "train_weak": [Case("train_weak", "train", r, train(s.weak_batch * r), True)
@@ -183,13 +189,14 @@ def row_from_record(case: Case, record: dict) -> dict:
            "threads": record.get("threads", record.get("torch_threads", 1)),
            "seconds": seconds, "throughput": thr, "unit": unit}
     if "flops_per_point" in record and thr:
-        row.update(local_obs=record.get("local_obs"), flops_per_point=record["flops_per_point"],
+        row.update(local_obs=record.get("local_obs"), solve=record.get("solve"),
+                   flops_per_point=record["flops_per_point"],
                    gflops=thr * record["flops_per_point"] / 1e9)
     if record.get("mode") == "parallel":
         row.update(letkf_seconds=record["letkf_seconds_max"],
                    transpose_seconds=record["transpose_seconds_max"],
                    bytes_per_cycle=record["bytes_per_cycle"])
-    return row
+    return {k: v for k, v in row.items() if v is not None}
 
 
 def add_scaling(rows: list[dict]) -> list[dict]:
@@ -222,7 +229,6 @@ def local_argv(case: Case, python: str = sys.executable) -> list[str]:
     cmd = [python, "-m", "genenkf_hpc", *case.bench_argv()]
     if not case.mpi:
         return cmd
-    sys.path.insert(0, str(REPO / "tools"))
     from scaling import mpiexec_prefix  # tools/scaling.py: the launcher and its flags
 
     return [*mpiexec_prefix(case.ranks), *cmd]
@@ -236,26 +242,36 @@ def run_env() -> dict[str, str]:
     return env
 
 
-def run_case(case: Case, timeout: float = 900) -> tuple[dict, list[dict]]:
-    """Run one case; returns its row and the records it printed."""
+def run_case(case: Case, timeout: float = 900, retries: int = 1) -> tuple[dict, list[dict]]:
+    """Run one case (again, up to ``retries`` times, when it fails: a shared machine's MPI
+    launcher fails now and then); returns its row and the records it printed, or a failure
+    record with the end of stderr."""
     argv = local_argv(case)
     command = display_command(argv, {"OMP_NUM_THREADS": "1"})
-    load = round(os.getloadavg()[0], 2)
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, env=run_env(), cwd=REPO,
-                              timeout=timeout)
-        error = "" if proc.returncode == 0 else \
-            f"exit {proc.returncode}: " + (proc.stderr.strip().splitlines() or [""])[-1]
-        records = [json.loads(line) for line in proc.stdout.splitlines()
-                   if line.startswith("{")]
-    except subprocess.TimeoutExpired:
-        error, records = f"timed out after {timeout:g} s", []
-    if not error and not records:
-        error = "no JSON record printed"
+    failures = []
+    for attempt in range(1, retries + 2):
+        load = round(os.getloadavg()[0], 2)
+        stderr = ""
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, env=run_env(),
+                                  cwd=REPO, timeout=timeout)
+            stderr = proc.stderr
+            error = "" if proc.returncode == 0 else \
+                f"exit {proc.returncode}: " + (stderr.strip().splitlines() or [""])[-1]
+            records = [json.loads(line) for line in proc.stdout.splitlines()
+                       if line.startswith("{")]
+        except subprocess.TimeoutExpired:
+            error, records = f"timed out after {timeout:g} s", []
+        if not error and not records:
+            error = "no JSON record printed"
+        if not error:
+            break
+        failures.append({"failed_attempt": attempt, "error": error,
+                         "stderr_tail": stderr.strip().splitlines()[-30:]})
     row = row_from_record(case, records[-1]) if not error else \
         {"sweep": case.sweep, "bench": case.bench, "scale": case.scale, "ranks": case.ranks}
-    row.update(load_1min=load, error=error, command=command)
-    return row, records
+    row.update(load_1min=load, error=error, attempts=attempt, command=command)
+    return row, failures + ([] if error else records)
 
 
 def machine_info() -> dict:
@@ -312,98 +328,22 @@ def write_tables(rows: list[dict], records: list[dict], out: Path, info: dict) -
     write_text(out / "records.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     write_text(out / "summary.md", "\n".join(md))
     write_json(out / "machine.json", info)
-    plot_size(rows, out / "size.png")
+    from bench_plots import plot_scaling, plot_size
+
+    plot_size(rows, out / "size.png", TARGET_POINTS_PER_S)
     plot_scaling(rows, out / "scaling.png")
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    from genenkf_hpc.io.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    _pyplot().close(fig)
-
-
-def plot_size(rows: list[dict], path: Path) -> None:
-    """LETKF kernel throughput against N and against k (GFLOP/s on the right axis)."""
-    by_n = [r for r in rows if r["sweep"] == "letkf_nx" and r.get("throughput")]
-    by_k = [r for r in rows if r["sweep"] == "letkf_members" and r.get("throughput")]
-    if not by_n and not by_k:
-        return
-    plt = _pyplot()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    if by_n:
-        a.plot([r["nx"] for r in by_n], [r["throughput"] for r in by_n], "o-")
-        a.set_xscale("log")
-        a.set(xlabel="grid points N", ylabel="grid points / s",
-              title=f"LETKF kernel vs N (k = {by_n[0]['members']})", ylim=(0, None))
-    if by_k:
-        b.plot([r["members"] for r in by_k], [r["throughput"] for r in by_k], "o-",
-               label="grid points / s")
-        b.set(xlabel="members k", ylabel="grid points / s", ylim=(0, None),
-              title=f"LETKF kernel vs k (N = {by_k[0]['nx']})")
-        b.set_xscale("log", base=2)
-        b.set_xticks([r["members"] for r in by_k], [str(r["members"]) for r in by_k])
-        c = b.twinx()
-        c.plot([r["members"] for r in by_k], [r.get("gflops") or 0 for r in by_k], "s--",
-               color="C1", label="GFLOP/s")
-        c.set(ylabel="GFLOP/s", ylim=(0, None))
-        b.legend(handles=b.lines + c.lines, loc="lower left")
-    for ax in (a, b):
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def plot_scaling(rows: list[dict], path: Path) -> None:
-    """Strong-scaling speedup and weak-scaling efficiency against the rank count."""
-    strong = [r for r in rows if r.get("scale") == "strong" and r.get("speedup")]
-    weak = [r for r in rows if r.get("scale") == "weak" and r.get("efficiency")]
-    if not strong and not weak:
-        return
-    plt = _pyplot()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, part, key in ((a, strong, "speedup"), (b, weak, "efficiency")):
-        for i, bench in enumerate(dict.fromkeys(r["bench"] for r in part)):
-            mine = [r for r in part if r["bench"] == bench]
-            ax.plot([r["ranks"] for r in mine], [r[key] for r in mine], marker="osd^"[i % 4],
-                    label=bench)
-        ranks = sorted({r["ranks"] for r in part})
-        if ranks:
-            ax.set_xticks(ranks)
-            ax.plot(ranks, [x / ranks[0] for x in ranks] if key == "speedup"
-                    else [1.0] * len(ranks), "k--", lw=1, label="ideal")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    loads = [r["load_1min"] for r in strong + weak if r.get("load_1min") is not None]
-    note = f", load average {min(loads):g}-{max(loads):g}" if loads else ""
-    a.set(xlabel="ranks", ylabel="speedup T_R / T_1", title="strong scaling" + note,
-          ylim=(0, None))
-    b.set(xlabel="ranks", ylabel="efficiency (T_R / R) / T_1", title="weak scaling",
-          ylim=(0, 1.2))
-    fig.tight_layout()
-    _save(fig, path)
 
 
 def collect(results: Path) -> tuple[list[dict], list[dict]]:
     """Rows from a job array's ``*.jsonl`` files: a meta line (index, sweep, bench, ranks,
-    args, mpi, command), then the benchmark's records (tools/bench_slurm_array.py)."""
+    mpi, command, load_1min), then the benchmark's records (tools/bench_slurm_array.py)."""
     rows, records = [], []
     for path in sorted(results.glob("*.jsonl")):
         lines = [json.loads(x) for x in path.read_text().splitlines() if x.startswith("{")]
         if not lines or "sweep" not in lines[0]:
             continue
         meta = lines[0]
-        case = Case(meta["sweep"], meta["bench"], meta["ranks"], tuple(meta["args"]),
+        case = Case(meta["sweep"], meta["bench"], meta["ranks"], tuple(meta.get("args", ())),
                     meta["mpi"])
         if len(lines) < 2:
             row = {"sweep": case.sweep, "bench": case.bench, "scale": case.scale,
@@ -435,20 +375,25 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def settings_from(args) -> Settings:
-    s = Settings()
+def settings_from(args, base: Settings | None = None) -> Settings:
+    """``base`` (default: :class:`Settings`) changed by ``--set`` and the sweep options."""
+    s = Settings() if base is None else base
     fields = {f.name: f for f in dataclasses.fields(Settings)}
     changes = {}
     for item in args.set:
         name, _, value = item.partition("=")
         if name not in fields or not value:
-            sys.exit(f"--set {item}: expected FIELD=VALUE, FIELD one of {', '.join(fields)}")
+            raise ValueError(f"--set {item}: expected FIELD=VALUE, FIELD one of "
+                             + ", ".join(fields))
         current = getattr(s, name)
-        if isinstance(current, tuple):
-            kind = type(current[0]) if current else str
-            changes[name] = tuple(kind(v) for v in value.split(","))
-        else:
-            changes[name] = type(current)(value)
+        try:
+            if isinstance(current, tuple):
+                kind = type(current[0]) if current else (str if name == "overrides" else int)
+                changes[name] = tuple(kind(v) for v in value.split(","))
+            else:
+                changes[name] = type(current)(value)
+        except ValueError:
+            raise ValueError(f"--set {item}: not a valid {name} ({current!r} now)") from None
     for name in ("nx_list", "members_list", "ranks", "train_ranks", "repeat"):
         value = getattr(args, name)
         if value is not None:
@@ -464,7 +409,11 @@ def main(argv=None) -> int:
         write_tables(rows, records, out, {"collected_from": args.collect})
         print(f"{len(rows)} rows from {args.collect} -> {out}")
         return 0
-    cases = plan(settings_from(args), args.only)
+    try:
+        cases = plan(settings_from(args), args.only)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.dry_run:
         for case in cases:
             print(display_command(local_argv(case), {"OMP_NUM_THREADS": "1"}))

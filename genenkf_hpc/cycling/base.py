@@ -185,6 +185,11 @@ class PseudoEnsembleMethod(SimulationMethod):
         ``rng.stream(seed, purpose, m, cycle)``. ``member_ids`` may be empty."""
         raise NotImplementedError
 
+    def adjust_members(self, ctx: CycleContext, block: np.ndarray,
+                       state: np.ndarray) -> np.ndarray:
+        """Hook between sampling and the LETKF (default: the members as sampled)."""
+        return block
+
     def update_simulation(self, ctx: CycleContext, state: np.ndarray, analysis_mean: np.ndarray,
                           analysis_grid: np.ndarray) -> np.ndarray:
         """New simulation from the analysis mean ``(nx,)`` (on every rank); ``analysis_grid`` is
@@ -196,6 +201,7 @@ class PseudoEnsembleMethod(SimulationMethod):
         t = ctx.transposer
         block = np.asarray(self.sample_members(t.member_ids, cycle, state, obs_history),
                            dtype=np.float64)
+        block = self.adjust_members(ctx, block, state)
         xa = local_letkf(ctx, t.to_grid(block), obs)
         mean = t.allgather_points(xa.mean(axis=0)[None])[0]
         new_state = self.update_simulation(ctx, state, mean, xa)

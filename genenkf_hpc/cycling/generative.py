@@ -41,7 +41,8 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         return {"checkpoint": self._checkpoint_path(), "sampler": g.sampler,
                 "sampling_steps": g.sampling_steps, "eta": g.eta, "guidance": g.guidance,
                 "ddib": g.ddib, "strength": g.strength, "alpha": g.alpha,
-                "use_ensemble_mean": g.use_ensemble_mean, "precision": g.precision,
+                "use_ensemble_mean": g.use_ensemble_mean, "recentre": g.recentre,
+                "inversion_refine": g.inversion_refine, "precision": g.precision,
                 "radius": self.cfg.filter.radius, "taper": self.cfg.filter.taper,
                 "inflation": self.cfg.filter.inflation, "rtps": self.cfg.filter.rtps,
                 "network_evaluations_per_cycle": self.network_evaluations()}
@@ -82,7 +83,7 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         ddpm = g.sampler == "ddpm" or g.sampling_steps >= timesteps
         steps = timesteps if ddpm else g.sampling_steps
         n = len(strided_times(timesteps, steps, g.strength if g.ddib else 1.0))
-        inversion = n * 3 if g.ddib else 0  # one pass + two fixed-point refinements per step
+        inversion = n * (1 + g.inversion_refine) if g.ddib else 0
         return n + inversion
 
     def sample_members(self, member_ids, cycle, state, obs_history):
@@ -93,10 +94,20 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         block = sample_pseudo_ensemble(
             self.bundle, rows, self.mask, member_ids, cycle, self.cfg.osse.seed,
             sampler=g.sampler, steps=g.sampling_steps, eta=g.eta, guidance=g.guidance,
-            ddib_state=state if g.ddib else None, strength=g.strength)
+            ddib_state=state if g.ddib else None, strength=g.strength,
+            inversion_refine=g.inversion_refine)
         if not g.use_ensemble_mean:
             block = _blend_members(block, state, g.alpha)
         return block
+
+    def adjust_members(self, ctx, block, state):
+        """``generative.recentre``: keep the pseudo-ensemble's anomalies (the diffusion model's
+        uncertainty) around the simulation forecast instead of its own mean, so the LETKF uses
+        the current observation once (the members were already conditioned on it)."""
+        if not self.cfg.generative.recentre:
+            return block
+        total = ctx.comm.Allreduce(block.sum(axis=0))
+        return block - total / self.members() + state[None, :]
 
     def update_simulation(self, ctx, state, analysis_mean, analysis_grid):
         if not self.cfg.generative.use_ensemble_mean:

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import inflation as infl
 from .localization import local_obs_table
-from .matfun import diagonal_view, inv_sqrtm, matmul_count
+from .matfun import Workspace, diagonal_view, inv_sqrtm, matmul_count
 
 SOLVES = ("auto", "ensemble", "observation")
 
@@ -55,9 +55,8 @@ def letkf_analysis(xb, yb, yo, obs_var, point_coords, obs_coords, nx, radius,
     solve: "auto", "ensemble" or "observation" (module doc). A point without local observations
     keeps its un-inflated background.
     block_size: points per vectorised block (cache blocking; results do not depend on it
-    beyond round-off). Default: about 16000 / pmax^2, which keeps each (block, pmax, pmax)
-    temporary below glibc's 128 KiB mmap threshold (fresh mmap-ed arrays are page-faulted on
-    every block, which costs more than the arithmetic).
+    beyond round-off). Default ~16000 / pmax^2 points: a (block, pmax, pmax) stack is then
+    ~128 KiB and a block's working set stays in the per-core L2 cache.
     threads: worker threads sharing the blocks (numpy releases the GIL in its loops); keep 1
     when each MPI rank already has its own core.
     table: optional precomputed ``local_obs_table(point_coords, obs_coords, nx, radius, taper)``
@@ -91,10 +90,10 @@ def letkf_analysis(xb, yb, yo, obs_var, point_coords, obs_coords, nx, radius,
     ybar = yb.mean(axis=0)
     xbar = xb.mean(axis=0)
     local = _Local(
-        # obs-major (p, k) and point-major (npts, k) layouts: blocks gather whole rows
+        # obs-major (p, k) layout: blocks gather whole rows
         yhat_t=np.subtract(yb.T, ybar[:, None], order="C") * inv_sd[:, None],
         dhat=(yo - ybar) * inv_sd,
-        xanom_t=np.subtract(xb.T, xbar[:, None], order="C"),
+        xb=xb,
         xbar=xbar, index=index, sqrt_w=np.sqrt(weight), a=(k - 1) / inflation, rho=inflation,
         solve=_obs_space_block if solve == "observation" else _ens_space_block)
     if block_size is None:
@@ -127,7 +126,7 @@ class _Local:
 
     yhat_t: np.ndarray  # (p, k) R^-1/2 (yb - mean), obs-major
     dhat: np.ndarray  # (p,) R^-1/2 (yo - mean(yb))
-    xanom_t: np.ndarray  # (npts, k) background anomalies, point-major
+    xb: np.ndarray  # (k, npts) background
     xbar: np.ndarray  # (npts,)
     index: np.ndarray  # (npts, pmax)
     sqrt_w: np.ndarray  # (npts, pmax)
@@ -140,43 +139,55 @@ class _Local:
 
         Returns the most p x p products a block spent on B^-1/2 (0: ensemble space).
         """
-        pmax, k = self.index.shape[1], self.yhat_t.shape[1]
-        # buffers reused by every block (fresh arrays of this size would be page-faulted)
-        g_buf = np.empty((block_size, pmax, k))
-        gt_buf = np.empty((block_size, k, pmax))
+        work = _Work(block_size, self.index.shape[1], self.yhat_t.shape[1])
         most = 0
         for start in starts:
             sl = slice(start, start + block_size)
             idx, sw = self.index[sl], self.sqrt_w[sl]
             nb = idx.shape[0]
-            g = np.take(self.yhat_t, idx, axis=0, out=g_buf[:nb])  # unscaled rows (nb, pmax, k)
+            g = np.take(self.yhat_t, idx, axis=0, out=work.g[:nb])  # unscaled (nb, pmax, k)
             d = self.dhat[idx] * sw
-            mean_inc, pert, products = self.solve(g, sw, d, self.xanom_t[sl], self.a,
-                                                  self.rho, gt_buf[:nb])
+            x = np.subtract(self.xb[:, sl].T, self.xbar[sl, None], order="C")  # anomalies
+            mean_inc, pert, products = self.solve(g, sw, d, x, self.a, self.rho, work)
             pert += (self.xbar[sl] + mean_inc)[:, None]
             xa_t[sl] = pert
             most = max(most, products)
         return most
 
 
-def _obs_space_block(g, sw, d, x, a, rho, gt):
+class _Work:
+    """Buffers reused by every block of one worker: fresh arrays of these sizes would be
+    page-faulted on each block (glibc mmap / heap trimming), costing more than the arithmetic."""
+
+    def __init__(self, nb, p, k):
+        self.g = np.empty((nb, p, k))
+        self.gt = np.empty((nb, k, p))
+        self.b = np.empty((nb, p, p))
+        self.zi = np.empty((nb, p, p))
+        self.sqrt = Workspace(nb, p)
+
+
+def _obs_space_block(g, sw, d, x, a, rho, work):
     """Mean increment (nb,) and analysis anomalies (nb, k) via p x p matrices (module doc).
 
     g (nb, p, k): R^-1/2 Yb' rows of the local observations without the taper, so that
     ``S = sw[..., None] * g``; sw (nb, p) square roots of the taper weights; d (nb, p);
-    x (nb, k) background anomalies; gt: a (nb, k, p) work buffer.
+    x (nb, k) background anomalies; work: the worker's :class:`_Work` buffers.
     """
+    nb = g.shape[0]
+    gt = work.gt[:nb]
     np.copyto(gt, g.transpose(0, 2, 1))  # matmul takes the BLAS path on contiguous operands
-    b = g @ gt
+    b = np.matmul(g, gt, out=work.b[:nb])
     b *= sw[:, :, None] * (sw[:, None, :] / a)
     diagonal_view(b)[...] += 1.0  # B = I + S S^T / a
     c = (g @ x[..., None])[..., 0]
     c *= sw  # c = S x
-    z, orders = inv_sqrtm(b)  # B^-1/2
+    z, orders = inv_sqrtm(b, work.sqrt)  # B^-1/2
     u = z @ np.stack([c, d], axis=-1)  # B^-1/2 c, B^-1/2 d
     mean_inc = (u[..., 0] * u[..., 1]).sum(axis=-1) / a
     # (B + B^1/2)^-1 c = Z (I + Z)^-1 Z c with Z = B^-1/2; I + Z has spectrum in (1, 2]
-    z_plus_i = z.copy()
+    z_plus_i = work.zi[:nb]
+    z_plus_i[...] = z
     diagonal_view(z_plus_i)[...] += 1.0
     v = (z @ np.linalg.solve(z_plus_i, u[..., :1]))[..., 0]
     v *= sw
@@ -187,10 +198,10 @@ def _obs_space_block(g, sw, d, x, a, rho, gt):
     return mean_inc, pert, matmul_count(orders)
 
 
-def _ens_space_block(g, sw, d, x, a, rho, gt):
+def _ens_space_block(g, sw, d, x, a, rho, work):
     """Mean increment (nb,) and analysis anomalies (nb, k) via k x k eigendecompositions.
 
-    Arguments as :func:`_obs_space_block` (gt unused).
+    Arguments as :func:`_obs_space_block` (work unused).
     """
     s = g * sw[..., None]
     k = s.shape[-1]

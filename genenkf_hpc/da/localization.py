@@ -69,6 +69,8 @@ def local_obs_table(point_coords, obs_coords, nx, radius, taper):
     npts, p = points.size, obs.size
     if radius <= 0:
         raise UserError(f"localisation radius={radius}: must be > 0")
+    if taper not in TAPERS:
+        raise UserError(f"taper={taper!r}: must be one of {', '.join(TAPERS)}")
     if p == 0 or npts == 0:
         return np.zeros((npts, 0), np.int64), np.zeros((npts, 0))
     if 2 * radius >= nx:

@@ -54,41 +54,80 @@ def schedule(ratio):
     return orders
 
 
-def inv_sqrtm(b):
+def inv_sqrtm(b, work=None):
     """Symmetric inverse square root of a batch of ``B = I + (PSD)`` matrices.
 
-    b: (nb, m, m) with every eigenvalue >= 1. Returns ``(b^{-1/2}, orders)``: the (nb, m, m)
-    roots, accurate to round-off, and the orders of the steps taken (:func:`schedule`). Spectral bounds per matrix,
-    all rigorous: lower ``max(1, Gershgorin)``, upper ``min(||B^2||_F^{1/2}, ||B||_inf)``
-    (``B^2`` is the first step's ``T^2`` anyway).
+    b: (nb, m, m) with every eigenvalue >= 1 (not modified). Returns ``(b^{-1/2}, orders)``: the
+    (nb, m, m) roots, accurate to round-off, and the orders of the steps (:func:`schedule`).
+    Spectral bounds per matrix, both rigorous: lower 1, upper ``1 + ||(B - I)^2||_F^{1/2}``
+    (costs the one product ``(B - I)^2``, from which the first step's ``B^2`` follows).
+    work: optional :class:`Workspace` with at least nb matrices; the result is then a view
+    into it, valid until its next use. Without it, fresh arrays are allocated.
     """
-    b2 = b @ b
-    absrow = np.abs(b).sum(axis=-1)
-    lower = np.maximum(1.0, (2.0 * diagonal_view(b) - absrow).min(axis=-1))
-    upper = np.minimum(np.sqrt(np.sqrt(np.einsum("nij,nij->n", b2, b2))), absrow.max(axis=-1))
-    upper = np.maximum(upper, lower)
+    nb, m, _ = b.shape
+    w = (work or Workspace(nb, m)).view(nb)
+    # lambda_max(B) = 1 + lambda_max(C) <= 1 + ||C^2||_F^{1/2} with C = B - I PSD: tight both
+    # for B near I and for one dominant eigenvalue; the lower bound is 1. C^2 is formed from C,
+    # not as B^2 - 2 B + I, whose cancellation could make the bound too small.
+    c = w.pop()
+    c[...] = b
+    diagonal_view(c)[...] -= 1.0
+    c2 = np.matmul(c, c, out=w.pop())
+    upper = 1.0 + np.sqrt(np.sqrt(np.einsum("nij,nij->n", c2, c2)))
+    lower = 1.0
     scale = (0.5 * (lower + upper))[:, None, None]
-    orders = schedule(float((upper / lower).max()))
-    y = b / scale  # Y_0 = A, Z_0 = I, T_0 = Z_0 Y_0 = A
+    b2 = c2  # B^2 = C^2 + 2 C + I, without cancellation (all terms PSD)
+    b2 += np.multiply(c, 2.0, out=c)
+    diagonal_view(b2)[...] += 1.0
+    orders = schedule(float(upper.max()))
+    y = np.divide(b, scale, out=w.pop())  # Y_0 = A, Z_0 = I, T_0 = Z_0 Y_0 = A
     z = None
     for step, order in enumerate(orders):
-        last = step == len(orders) - 1
         # coupled form: T from the actual iterates (stable, Higham 1997)
-        t = y if z is None else z @ y
-        if order == 3:
-            poly = 0.375 * (b2 / (scale * scale) if z is None else t @ t)
-            poly -= 1.25 * t
-            diagonal_view(poly)[...] += 1.875  # p(T) = (15 I - 10 T + 3 T^2) / 8
-        else:
-            poly = -0.5 * t
-            diagonal_view(poly)[...] += 1.5  # p(T) = (3 I - T) / 2
-        if not last:
-            y = y @ poly
-        z = poly if z is None else poly @ z
-    if z is None:  # B = c I exactly
-        z = np.broadcast_to(np.eye(b.shape[-1]), b.shape).copy()
+        t = y if z is None else np.matmul(z, y, out=w.pop())
+        poly = w.pop()
+        if order == 3:  # p(T) = (15 I - 10 T + 3 T^2) / 8
+            if z is None:
+                np.divide(b2, scale * scale, out=poly)
+            else:
+                np.matmul(t, t, out=poly)
+            poly *= 0.375
+            poly -= np.multiply(t, 1.25, out=b2 if z is None else w.pop())
+            diagonal_view(poly)[...] += 1.875
+        else:  # p(T) = (3 I - T) / 2
+            np.multiply(t, -0.5, out=poly)
+            diagonal_view(poly)[...] += 1.5
+        if step < len(orders) - 1:
+            y = np.matmul(y, poly, out=w.pop())
+        z = poly if z is None else np.matmul(poly, z, out=w.pop())
+        w.keep(y, z)  # the other buffers are free for the next step
+    if z is None:  # B = I exactly (upper bound 1)
+        z = w.pop()
+        z[...] = np.eye(m)
     z /= np.sqrt(scale)
     return z, orders
+
+
+class Workspace:
+    """Reusable (nb, m, m) buffers for :func:`inv_sqrtm`, so that repeated calls on blocks of
+    the same size allocate nothing (fresh arrays above glibc's mmap threshold are page-faulted
+    on every call, which costs more than the arithmetic)."""
+
+    def __init__(self, nb, m, count=8):
+        self._all = [np.empty((nb, m, m)) for _ in range(count)]
+        self._free = []
+
+    def view(self, nb):
+        self._views = [a[:nb] for a in self._all]
+        self._free = list(self._views)
+        return self
+
+    def pop(self):
+        return self._free.pop()
+
+    def keep(self, *arrays):
+        """Mark every buffer free except those holding ``arrays``."""
+        self._free = [a for a in self._views if not any(a is x for x in arrays)]
 
 
 def matmul_count(orders):

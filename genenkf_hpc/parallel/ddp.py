@@ -84,7 +84,7 @@ def _free_port() -> int:
 
 
 def setup(env: LaunchEnvironment, device: str = "auto", comm=None,
-          timeout_s: float = 600.0) -> DistributedSetup:
+          timeout_s: float = 1800.0) -> DistributedSetup:
     """Choose the device and, with several processes, join the process group."""
     dev = torch.device(select_device(device, env.local_rank, torch.cuda.is_available()))
     if dev.type == "cuda":
@@ -100,8 +100,13 @@ def setup(env: LaunchEnvironment, device: str = "auto", comm=None,
     return DistributedSetup(env.rank, env.world_size, env.local_rank, dev, backend)
 
 
-def teardown(ds: DistributedSetup) -> None:
+def teardown(ds: DistributedSetup, clean: bool = True) -> None:
+    """Leave the process group. After success every rank first waits for the others (rank 0
+    may still be writing files; a peer that destroys its group early can abort gloo's
+    threads); after an error no collective is attempted, so nothing can hang."""
     if ds.active and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 

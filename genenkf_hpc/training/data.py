@@ -44,7 +44,8 @@ def draw_global_batch(seed: int, step: int, batch: int, n_traj: int, steps: int,
         raise UserError(f"network.seq_len={seq_len} exceeds the dataset's {steps} steps per "
                         "trajectory")
     g = rng.stream(seed, rng.Purpose.TRAINING, BATCH_KEY, step)
-    return GlobalBatch(traj=g.integers(0, n_traj, batch), time=g.integers(seq_len - 1, steps, batch),
+    return GlobalBatch(traj=g.integers(0, n_traj, batch),
+                       time=g.integers(seq_len - 1, steps, batch),
                        t=g.integers(0, timesteps, batch),
                        eps=g.standard_normal((batch, 1, nx)),
                        obs_noise=g.standard_normal((batch, seq_len, nx)),

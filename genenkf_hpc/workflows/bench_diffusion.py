@@ -26,7 +26,7 @@ from ..diffusion.schedule import Schedule
 from ..diffusion.unet import UNet1D, UNetArgs
 from ..parallel import ddp
 from ..parallel.decomposition import block_range
-from ..parallel.environment import read_environment, select_device
+from ..parallel.environment import read_environment, select_device, threads_per_process
 from ..training import data as tdata
 from ..training.step import StepParts, optimizer_step
 
@@ -60,6 +60,7 @@ def bench_sample(args, cfg: Config, comm) -> dict:
     gc = cfg.generative
     env = read_environment()
     device = select_device(args.device or gc.device, env.local_rank, torch.cuda.is_available())
+    torch.set_num_threads(threads_per_process())
     if args.checkpoint:
         bundle = load_bundle(args.checkpoint, device, gc.precision)
     else:
@@ -94,56 +95,64 @@ def bench_sample(args, cfg: Config, comm) -> dict:
 
 def bench_train(args, cfg: Config, comm) -> dict | None:
     """Training samples per second per rank (global batch split over the DDP ranks)."""
-    tc, nx = cfg.train, args.nx or cfg.model.nx
     env = read_environment()
-    ds = ddp.setup(env, args.device or tc.device, comm=comm)
+    ds = ddp.setup(env, args.device or cfg.train.device, comm=comm)
+    torch.set_num_threads(threads_per_process())
     try:
-        batch = args.batch or tc.batch_size
-        arch = _arch(cfg, nx)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(rng.torch_seed(tc.seed, rng.Purpose.BENCH, 2))
-            net, ema = UNet1D(arch), UNet1D(arch)
-        net, ema = net.to(ds.device), ema.to(ds.device).requires_grad_(False)
-        model = ddp.wrap(net, ds)
-        schedule = Schedule(cfg.diffusion.timesteps, cfg.diffusion.schedule)
-        bf16 = tc.precision == "bf16" or (tc.precision == "auto" and ds.device.type == "cuda")
-        parts = StepParts(model, net, ema, torch.optim.Adam(net.parameters(), lr=tc.lr),
-                          schedule, cfg.diffusion.objective, cfg.diffusion.loss, tc.ema_decay,
-                          batch, ds.world_size, ds.active, bf16, ds.device.type)
-        g = rng.stream(tc.seed, rng.Purpose.BENCH, 3)
-        states = cfg.model.forcing + 3.5 * g.standard_normal((4, 64 + arch.seq_len, nx))
-        maker = tdata.BatchMaker(states, Normaliser(*_L96_RANGE),
-                                 osse.obs_mask(nx, cfg.osse.obs_interval), cfg.osse.obs_sigma,
-                                 arch.seq_len, schedule, ds.device)
-        lo, hi = block_range(batch, ds.world_size, ds.rank)
-        micro = [tuple(lo + np.array(block_range(hi - lo, tc.grad_accum, j)))
-                 for j in range(tc.grad_accum)]
+        record = _bench_train(args, cfg, ds, env)
+    except BaseException:
+        ddp.teardown(ds, clean=False)
+        raise
+    ddp.teardown(ds)
+    return record
 
-        def one(step):
-            gb = tdata.draw_global_batch(tc.seed, step, batch, 4, states.shape[1], arch.seq_len,
-                                         nx, cfg.diffusion.timesteps, cfg.diffusion.p_uncond)
-            optimizer_step(parts, gb, maker, micro, tc.lr, step)
 
-        for s in range(2):
-            one(s)  # warm-up (allocator, DDP buckets)
-        _sync(ds.device)
-        t0 = time.perf_counter()
-        for s in range(args.steps):
-            one(2 + s)
-        _sync(ds.device)
-        wall = time.perf_counter() - t0
-        wall = float(ddp.all_reduce_sum(torch.tensor([wall], dtype=torch.float64), ds)[0]) \
-            / ds.world_size
-        if not ds.is_main:
-            return None  # under torchrun every rank sees a one-process comm: rank 0 reports
-        return {"bench": "train", "samples_per_s_per_rank": args.steps * batch / wall
-                / ds.world_size, "samples_per_s": args.steps * batch / wall,
-                "steps_per_s": args.steps / wall, "global_batch": batch,
-                "grad_accum": tc.grad_accum, "steps": args.steps, "nx": nx,
-                "base_width": arch.base_width, "multipliers": list(arch.multipliers),
-                "attention": arch.attention, "seq_len": arch.seq_len,
-                "parameters": sum(p.numel() for p in net.parameters()), "bf16": bf16,
-                "device": str(ds.device), "ranks": ds.world_size,
-                "launcher": env.launcher, "torch_threads": torch.get_num_threads()}
-    finally:
-        ddp.teardown(ds)
+def _bench_train(args, cfg: Config, ds, env) -> dict | None:
+    tc, nx = cfg.train, args.nx or cfg.model.nx
+    batch = args.batch or tc.batch_size
+    arch = _arch(cfg, nx)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(rng.torch_seed(tc.seed, rng.Purpose.BENCH, 2))
+        net, ema = UNet1D(arch), UNet1D(arch)
+    net, ema = net.to(ds.device), ema.to(ds.device).requires_grad_(False)
+    model = ddp.wrap(net, ds)
+    schedule = Schedule(cfg.diffusion.timesteps, cfg.diffusion.schedule)
+    bf16 = tc.precision == "bf16" or (tc.precision == "auto" and ds.device.type == "cuda")
+    parts = StepParts(model, net, ema, torch.optim.Adam(net.parameters(), lr=tc.lr),
+                      schedule, cfg.diffusion.objective, cfg.diffusion.loss, tc.ema_decay,
+                      batch, ds.world_size, ds.active, bf16, ds.device.type)
+    g = rng.stream(tc.seed, rng.Purpose.BENCH, 3)
+    states = cfg.model.forcing + 3.5 * g.standard_normal((4, 64 + arch.seq_len, nx))
+    maker = tdata.BatchMaker(states, Normaliser(*_L96_RANGE),
+                             osse.obs_mask(nx, cfg.osse.obs_interval), cfg.osse.obs_sigma,
+                             arch.seq_len, schedule, ds.device)
+    lo, hi = block_range(batch, ds.world_size, ds.rank)
+    micro = [tuple(lo + np.array(block_range(hi - lo, tc.grad_accum, j)))
+             for j in range(tc.grad_accum)]
+
+    def one(step):
+        gb = tdata.draw_global_batch(tc.seed, step, batch, 4, states.shape[1], arch.seq_len,
+                                     nx, cfg.diffusion.timesteps, cfg.diffusion.p_uncond)
+        optimizer_step(parts, gb, maker, micro, tc.lr, step)
+
+    for s in range(2):
+        one(s)  # warm-up (allocator, DDP buckets)
+    _sync(ds.device)
+    t0 = time.perf_counter()
+    for s in range(args.steps):
+        one(2 + s)
+    _sync(ds.device)
+    wall = time.perf_counter() - t0
+    wall = float(ddp.all_reduce_sum(torch.tensor([wall], dtype=torch.float64), ds)[0]) \
+        / ds.world_size
+    if not ds.is_main:
+        return None  # under torchrun every rank sees a one-process comm: rank 0 reports
+    return {"bench": "train", "samples_per_s_per_rank": args.steps * batch / wall
+            / ds.world_size, "samples_per_s": args.steps * batch / wall,
+            "steps_per_s": args.steps / wall, "global_batch": batch,
+            "grad_accum": tc.grad_accum, "steps": args.steps, "nx": nx,
+            "base_width": arch.base_width, "multipliers": list(arch.multipliers),
+            "attention": arch.attention, "seq_len": arch.seq_len,
+            "parameters": sum(p.numel() for p in net.parameters()), "bf16": bf16,
+            "device": str(ds.device), "ranks": ds.world_size,
+            "launcher": env.launcher, "torch_threads": torch.get_num_threads()}

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..config import Config, parse_override, to_toml
 from ..cycling.driver import assimilate_forcing
 from ..cycling.registry import check_method_name, method_class
-from ..errors import UserError
+from ..errors import DivergenceError, UserError
 from ..io import figures
 from ..io.atomic import write_text
 from ..io.results import load_series, markdown_table, write_table_csv
@@ -132,9 +132,10 @@ def tune(cfg: Config, variant: Variant, forcings, out: Path, comm, log, model,
         name = "_".join(f"{k.split('.')[1]}{v:g}" for k, v in zip(keys, p))
         try:
             summary = _run(with_overrides(tune_cfg, ov, f), variant.method, f,
-                           out / "tuning" / variant.label / f"F{f:g}" / name, None, log, model, resume)
+                           out / "tuning" / variant.label / f"F{f:g}" / name, None, log, model,
+                           resume)
             return summary["rmse"]
-        except UserError as exc:  # a diverging candidate is simply a bad one
+        except DivergenceError as exc:  # a diverging candidate is simply a bad one
             log.info("tuning %s F=%g %s: %s", variant.label, f, name, exc)
             return float("inf")
 
@@ -167,7 +168,14 @@ def run(args, cfg: Config, ctx) -> int:
         v, f = task
         run_cfg = with_overrides(cfg, v.overrides + best[v.label][f] + ["run.progress=false"],
                                  f)
-        summary = _run(run_cfg, v.method, f, out / v.label / f"F{f:g}", nature_path, log, model, args.resume)
+        try:
+            summary = _run(run_cfg, v.method, f, out / v.label / f"F{f:g}", nature_path, log,
+                           model, args.resume)
+        except DivergenceError as exc:  # a result of the comparison, not a failure of it
+            log.warning("%s F=%g: %s", v.label, f, exc)
+            return {"rmse": float("nan"), "spread": float("nan"), "crps": float("nan"),
+                    "wall_seconds": float("nan"), "cycles": run_cfg.osse.cycles,
+                    "members": run_cfg.filter.members, "settings": {"diverged": str(exc)}}
         log.info("%s F=%g: rmse %.4f spread %.4f", v.label, f, summary["rmse"],
                  summary["spread"])
         return summary
@@ -185,11 +193,12 @@ def run(args, cfg: Config, ctx) -> int:
 
 def result_row(v: Variant, forcing: float, summary: dict, cfg: Config) -> dict:
     settings = summary.get("settings", {})
+    ratio = summary["spread"] / summary["rmse"] if summary["rmse"] else float("nan")
     kind = method_class(v.method).state_kind
     members = summary.get("members", 1)
     steps = cfg.osse.steps_per_cycle * (members if kind == "ensemble" else 1)
     return {"method": v.label, "forcing_nature": forcing, "rmse": summary["rmse"],
-            "spread": summary["spread"], "spread_ratio": summary["spread"] / summary["rmse"],
+            "spread": summary["spread"], "spread_ratio": ratio,
             "crps": summary.get("crps", float("nan")), "wall_seconds": summary["wall_seconds"],
             "seconds_per_cycle": summary["wall_seconds"] / summary["cycles"],
             "model_steps_per_cycle": steps,
@@ -219,13 +228,17 @@ def results_markdown(cfg: Config, rows: list[dict]) -> str:
             + "\n## All runs\n\n" + markdown_table(rows, COLUMNS))
 
 
+def _finished(run_dir: Path) -> bool:
+    return (run_dir / "summary.json").is_file()  # a diverged run has no results to draw
+
+
 def draw(cfg: Config, tasks, rows, out: Path) -> None:
     figures.rmse_vs_forcing(rows, out / "rmse_vs_forcing.png", cfg.model.forcing,
                             cfg.osse.obs_sigma)
     forcings = list(dict.fromkeys(f for _, f in tasks))
     for f in forcings:
         series = [(v.label, load_series(out / v.label / f"F{f:g}")) for v, tf in tasks
-                  if tf == f]
+                  if tf == f and _finished(out / v.label / f"F{f:g}")]
         figures.rmse_over_time([(label, s["time"], s["rmse"]) for label, s in series],
                                out / f"rmse_time_F{f:g}.png", title=f"F_nature = {f:g}",
                                obs_sigma=cfg.osse.obs_sigma)
@@ -233,7 +246,7 @@ def draw(cfg: Config, tasks, rows, out: Path) -> None:
     if biased:
         f = max(biased, key=lambda x: (abs(x - cfg.model.forcing), x))
         for v, tf in tasks:
-            if tf == f:
+            if tf == f and _finished(out / v.label / f"F{f:g}"):
                 s = load_series(out / v.label / f"F{f:g}")
                 figures.hovmoller(s["time"], s["truth"], s["analysis_mean"],
                                   out / f"hovmoller_{v.label}_F{f:g}.png",

@@ -37,6 +37,7 @@ from ..io.atomic import write_json
 from ..io.losslog import write_loss_csv, write_loss_plot
 from ..parallel import ddp
 from ..parallel.decomposition import block_range
+from ..parallel.environment import threads_per_process
 from ..training import data as tdata
 from ..training import state as tstate
 from ..training import validation
@@ -73,10 +74,15 @@ def run(args, cfg: Config, ctx) -> int:
                     attention=cfg.network.attention, seq_len=cfg.network.seq_len)
     check_args(arch)  # architecture errors before any process group is formed
     ds = ddp.setup(ctx.env, cfg.train.device, comm=ctx.comm)
+    if ds.device.type == "cpu":
+        torch.set_num_threads(threads_per_process())  # oversubscribed pools crawl
     try:
-        return Trainer(args, cfg, ctx, meta, arch, ds).train()
-    finally:
-        ddp.teardown(ds)
+        status = Trainer(args, cfg, ctx, meta, arch, ds).train()
+    except BaseException:
+        ddp.teardown(ds, clean=False)
+        raise
+    ddp.teardown(ds)
+    return status
 
 
 class _StopFlag:
@@ -104,7 +110,8 @@ class _StopFlag:
 
 class Trainer:
     def __init__(self, args, cfg: Config, ctx, meta: dict, arch: UNetArgs, ds):
-        self.args, self.cfg, self.ctx, self.meta, self.arch, self.ds = args, cfg, ctx, meta, arch, ds
+        self.args, self.cfg, self.ctx, self.meta = args, cfg, ctx, meta
+        self.arch, self.ds = arch, ds
         self.log = ctx.log
         # All ranks use rank 0's run directory (torchrun ranks may have picked their own).
         self.path = Path(ddp.broadcast_object(str(ctx.path), ds))

@@ -25,13 +25,13 @@ def test_inv_sqrtm_matches_eigh(scale, m, rank):
 
 
 def steps_ratio(b):
-    """The spectral ratio bound inv_sqrtm uses (recomputed here to check the step count)."""
-    b2 = b @ b
-    absrow = np.abs(b).sum(axis=-1)
-    diag = np.diagonal(b, axis1=1, axis2=2)
-    lower = np.maximum(1.0, (2 * diag - absrow).min(axis=-1))
-    upper = np.minimum(np.sqrt(np.linalg.norm(b2, axis=(1, 2))), absrow.max(axis=-1))
-    return float((np.maximum(upper, lower) / lower).max())
+    """The spectral ratio bound inv_sqrtm uses (recomputed here to check the schedule)."""
+    c = b - np.eye(b.shape[-1])
+    upper = 1.0 + np.sqrt(np.linalg.norm(c @ c, axis=(1, 2)))
+    lam = np.linalg.eigvalsh(b)
+    tol = 100 * np.finfo(float).eps * lam[:, -1]
+    assert np.all(lam[:, -1] <= upper + tol) and np.all(lam[:, 0] >= 1 - tol)
+    return float(upper.max())
 
 
 def test_inv_sqrtm_of_identity_and_input_untouched():

@@ -22,18 +22,26 @@ from mpi_utils import REPO, mpi_env, run_mpi
 
 torch.set_num_threads(1)
 TINY = str(REPO / "configs" / "tiny.toml")
+# The sizes these tests rely on, pinned so edits of tiny.toml cannot change them.
+DATA = ["model.nx=16", "dataset.trajectories=6", "dataset.steps=40", "dataset.spinup_steps=100",
+        "dataset.shard_trajectories=2", "dataset.val_fraction=0.2", "dataset.test_fraction=0.2",
+        "osse.obs_interval=2"]
+NET = ["network.base_width=8", "network.multipliers=[1,2]", "network.groups=4",
+       "network.seq_len=1", "diffusion.timesteps=50", "generative.sampling_steps=5",
+       "train.steps=4", "train.batch_size=4", "train.grad_accum=1", "train.log_every=1",
+       "train.checkpoint_every=2", "train.val_every=0", "train.val_samples=2", "run.progress=false"]
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("ds") / "data"
-    assert main(["dataset", "-c", TINY, "--out", str(out)]) == 0
+    assert main(["dataset", "-c", TINY, "--out", str(out), *DATA]) == 0
     return out
 
 
 def train(out, data_dir, *extra):
     return main(["train", "-c", TINY, "--data", str(data_dir), "--out", str(out),
-                 "--eval-states", "0", *extra])
+                 "--eval-states", "0", *DATA, *NET, *extra])
 
 
 def weights(run_dir, key="model"):
@@ -59,7 +67,7 @@ def test_dataset_layout_and_split(data_dir):
 @pytest.mark.mpi
 def test_dataset_does_not_depend_on_rank_count(data_dir, tmp_path):
     out = tmp_path / "mpi"
-    res = run_mpi(3, ["dataset", "-c", TINY, "--out", str(out)], timeout=120)
+    res = run_mpi(3, ["dataset", "-c", TINY, "--out", str(out), *DATA], timeout=120)
     assert res.returncode == 0, res.stderr
     a, b = read_metadata(data_dir), read_metadata(out)
     assert a["splits"] == b["splits"] and a["shards"] == b["shards"]
@@ -75,7 +83,7 @@ def test_two_process_ddp_matches_one_process(data_dir, tmp_path):
     """Same global batch and seed: 1 process (2 micro-batches), torchrun -n 2, mpiexec -n 2."""
     steps = ["train.steps=3", "--eval-states", "0"]
     assert train(tmp_path / "one", data_dir, "train.steps=3", "train.grad_accum=2") == 0
-    args = ["train", "-c", TINY, "--data", str(data_dir), *steps]
+    args = ["train", "-c", TINY, "--data", str(data_dir), *DATA, *NET, *steps]
     env = mpi_env()
     env.pop("MASTER_ADDR", None), env.pop("MASTER_PORT", None)
     tr = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -115,7 +123,7 @@ def test_resume_equals_uninterrupted(data_dir, tmp_path):
 
 def test_checkpoint_contents_and_sampling(data_dir, tmp_path):
     assert main(["train", "-c", TINY, "--data", str(data_dir), "--out", str(tmp_path),
-                 "--eval-states", "2", "--eval-members", "3"]) == 0
+                 "--eval-states", "2", "--eval-members", "3", *DATA, *NET]) == 0
     ck = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")
     for key in ("model", "ema", "optimizer", "step", "config", "normalisation", "rng", "arch",
                 "diffusion", "obs"):
@@ -155,7 +163,7 @@ def test_unsafe_checkpoint_is_refused_and_nothing_runs(tmp_path):
 
 
 def test_user_errors(data_dir, tmp_path, capsys):
-    assert main(["train", "-c", TINY, "--out", str(tmp_path / "a")]) == 2
+    assert main(["train", "-c", TINY, "--out", str(tmp_path / "a"), *NET]) == 2
     assert "--data" in capsys.readouterr().err
     assert train(tmp_path / "b", data_dir, "model.nx=12") == 2
     assert "model.nx=12" in capsys.readouterr().err
@@ -170,7 +178,7 @@ def test_sigterm_writes_checkpoint_and_exits_zero(data_dir, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "genenkf_hpc", "train", "-c", TINY, "--data",
-                             str(data_dir), "--out", str(out), "train.steps=100000",
+                             str(data_dir), "--out", str(out), *DATA, *NET, "train.steps=100000",
                              "train.checkpoint_every=2", "train.log_every=1"], env=env,
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
