@@ -54,10 +54,10 @@ def letkf_analysis(xb, yb, yo, obs_var, point_coords, obs_coords, nx, radius,
     2004), per point, after the analysis, relative to the un-inflated background.
     solve: "auto", "ensemble" or "observation" (module doc). A point without local observations
     keeps its un-inflated background.
-    block_size: points per vectorised block (cache blocking; results do not depend on it
-    beyond round-off). Default ~16000 / pmax^2 points: a (block, pmax, pmax) stack is then
-    ~128 KiB and a block's working set stays in the per-core L2 cache.
-    threads: worker threads sharing the blocks (numpy releases the GIL in its loops); keep 1
+    block_size: points per vectorised block (results do not depend on it beyond round-off).
+    Default 512 for pmax <= 12, fewer for more local observations: numpy releases the GIL in a
+    batched matmul only for more than 500 matrices, and larger blocks amortise call overhead.
+    threads: worker threads sharing the blocks (numpy releases the GIL in large loops); keep 1
     when each MPI rank already has its own core.
     table: optional precomputed ``local_obs_table(point_coords, obs_coords, nx, radius, taper)``
     (the same for every cycle of a fixed observing network).
@@ -97,7 +97,7 @@ def letkf_analysis(xb, yb, yo, obs_var, point_coords, obs_coords, nx, radius,
         xbar=xbar, index=index, sqrt_w=np.sqrt(weight), a=(k - 1) / inflation, rho=inflation,
         solve=_obs_space_block if solve == "observation" else _ens_space_block)
     if block_size is None:
-        block_size = int(np.clip(16000 // pmax**2, 16, 512))
+        block_size = int(np.clip(512 * 144 // pmax**2, 32, 512))
     xa_t = np.empty((npts, k))
     starts = list(range(0, npts, block_size))
     if threads > 1 and len(starts) > 1:
@@ -145,65 +145,71 @@ class _Local:
             sl = slice(start, start + block_size)
             idx, sw = self.index[sl], self.sqrt_w[sl]
             nb = idx.shape[0]
-            g = np.take(self.yhat_t, idx, axis=0, out=work.g[:nb])  # unscaled (nb, pmax, k)
+            s = np.take(self.yhat_t, idx, axis=0, out=work.s[:nb])
+            s *= sw[..., None]  # rows of S = R_loc^-1/2 Yb', (nb, pmax, k)
             d = self.dhat[idx] * sw
-            x = np.subtract(self.xb[:, sl].T, self.xbar[sl, None], order="C")  # anomalies
-            mean_inc, pert, products = self.solve(g, sw, d, x, self.a, self.rho, work)
-            pert += (self.xbar[sl] + mean_inc)[:, None]
-            xa_t[sl] = pert
+            x = np.subtract(self.xb[:, sl].T, self.xbar[sl, None], out=work.x[:nb])
+            mean_inc, products = self.solve(s, d, x, self.a, self.rho, work, xa_t[sl])
+            xa_t[sl] += (self.xbar[sl] + mean_inc)[:, None]
             most = max(most, products)
         return most
 
 
 class _Work:
-    """Buffers reused by every block of one worker: fresh arrays of these sizes would be
-    page-faulted on each block (glibc mmap / heap trimming), costing more than the arithmetic."""
+    """Buffers reused by every block of one worker, carved from one arena. Fresh arrays would
+    be page-faulted on every block (glibc returns large blocks to the system on free), which
+    costs more than the arithmetic in a VM and serialises threads on the memory-map lock; an
+    arena of at least 4 MiB is backed by transparent huge pages (numpy madvises it), so even
+    its first touch costs a few faults instead of thousands."""
 
     def __init__(self, nb, p, k):
-        self.g = np.empty((nb, p, k))
-        self.gt = np.empty((nb, k, p))
-        self.b = np.empty((nb, p, p))
-        self.zi = np.empty((nb, p, p))
-        self.sqrt = Workspace(nb, p)
+        shapes = {"s": (nb, p, k), "st": (nb, k, p), "x": (nb, k), "b": (nb, p, p),
+                  "zi": (nb, p, p)}
+        sizes = {name: int(np.prod(shape)) for name, shape in shapes.items()}
+        total = sum(sizes.values()) + Workspace.size(nb, p)
+        if total * 8 >= 2**19:  # large enough to matter: round up to a huge-page arena
+            total = max(total, 2**19 + 1)
+        arena = np.empty(total)
+        offset = 0
+        for name, shape in shapes.items():
+            setattr(self, name, arena[offset:offset + sizes[name]].reshape(shape))
+            offset += sizes[name]
+        self.sqrt = Workspace(nb, p, buffer=arena[offset:])
 
 
-def _obs_space_block(g, sw, d, x, a, rho, work):
-    """Mean increment (nb,) and analysis anomalies (nb, k) via p x p matrices (module doc).
+def _obs_space_block(s, d, x, a, rho, work, out):
+    """Analysis of one block via p x p matrices (module doc).
 
-    g (nb, p, k): R^-1/2 Yb' rows of the local observations without the taper, so that
-    ``S = sw[..., None] * g``; sw (nb, p) square roots of the taper weights; d (nb, p);
-    x (nb, k) background anomalies; work: the worker's :class:`_Work` buffers.
+    s (nb, p, k): rows of S = R_loc^-1/2 Yb' of the local observations; d (nb, p);
+    x (nb, k) background anomalies; work: the worker's :class:`_Work` buffers; out (nb, k)
+    receives the analysis anomalies. Returns the mean increments (nb,) and the number of
+    p x p products spent on B^-1/2.
     """
-    nb = g.shape[0]
-    gt = work.gt[:nb]
-    np.copyto(gt, g.transpose(0, 2, 1))  # matmul takes the BLAS path on contiguous operands
-    b = np.matmul(g, gt, out=work.b[:nb])
-    b *= sw[:, :, None] * (sw[:, None, :] / a)
+    nb = s.shape[0]
+    st = work.st[:nb]
+    np.copyto(st, s.transpose(0, 2, 1))  # matmul takes the BLAS path on contiguous operands
+    b = np.matmul(s, st, out=work.b[:nb])
+    b /= a
     diagonal_view(b)[...] += 1.0  # B = I + S S^T / a
-    c = (g @ x[..., None])[..., 0]
-    c *= sw  # c = S x
-    z, orders = inv_sqrtm(b, work.sqrt)  # B^-1/2
-    u = z @ np.stack([c, d], axis=-1)  # B^-1/2 c, B^-1/2 d
+    c = (s @ x[..., None])[..., 0]  # c = S x
+    z, orders = inv_sqrtm(b, work.sqrt)  # Z = B^-1/2
+    u = z @ np.stack([c, d], axis=-1)  # Z c, Z d
     mean_inc = (u[..., 0] * u[..., 1]).sum(axis=-1) / a
-    # (B + B^1/2)^-1 c = Z (I + Z)^-1 Z c with Z = B^-1/2; I + Z has spectrum in (1, 2]
+    # (B + B^1/2)^-1 c = Z (I + Z)^-1 Z c; I + Z has its spectrum in (1, 2]
     z_plus_i = work.zi[:nb]
     z_plus_i[...] = z
     diagonal_view(z_plus_i)[...] += 1.0
-    v = (z @ np.linalg.solve(z_plus_i, u[..., :1]))[..., 0]
-    v *= sw
-    pert = (v[:, None, :] @ g)[:, 0, :]  # S^T v
-    pert *= -1.0 / a
-    pert += x
-    pert *= np.sqrt(rho)
-    return mean_inc, pert, matmul_count(orders)
+    v = z @ np.linalg.solve(z_plus_i, u[..., :1])
+    np.matmul(v.transpose(0, 2, 1), s, out=out[:, None, :])  # (S^T v)^T
+    out *= -1.0 / a
+    out += x
+    out *= np.sqrt(rho)
+    return mean_inc, matmul_count(orders)
 
 
-def _ens_space_block(g, sw, d, x, a, rho, work):
-    """Mean increment (nb,) and analysis anomalies (nb, k) via k x k eigendecompositions.
-
-    Arguments as :func:`_obs_space_block` (work unused).
-    """
-    s = g * sw[..., None]
+def _ens_space_block(s, d, x, a, rho, work, out):
+    """Analysis of one block via k x k eigendecompositions; arguments as
+    :func:`_obs_space_block`."""
     k = s.shape[-1]
     amat = s.transpose(0, 2, 1) @ s
     diagonal_view(amat)[...] += a  # a I + S^T S = V diag(lam) V^T
@@ -211,8 +217,8 @@ def _ens_space_block(g, sw, d, x, a, rho, work):
     vx = (x[:, None, :] @ vec)[:, 0, :]
     vd = ((d[:, None, :] @ s) @ vec)[:, 0, :]
     mean_inc = (vx * vd / lam).sum(axis=-1)
-    pert = np.sqrt(k - 1) * (vec @ (vx / np.sqrt(lam))[..., None])[..., 0]
-    return mean_inc, pert, 0
+    out[...] = np.sqrt(k - 1) * (vec @ (vx / np.sqrt(lam))[..., None])[..., 0]
+    return mean_inc, 0
 
 
 def _check_shapes(xb, yb, yo, point_coords, obs_coords):

@@ -110,11 +110,24 @@ def inv_sqrtm(b, work=None):
 
 class Workspace:
     """Reusable (nb, m, m) buffers for :func:`inv_sqrtm`, so that repeated calls on blocks of
-    the same size allocate nothing (fresh arrays above glibc's mmap threshold are page-faulted
-    on every call, which costs more than the arithmetic)."""
+    the same size allocate nothing (fresh arrays are page-faulted on first touch, which costs
+    more than the arithmetic, especially in a virtual machine).
 
-    def __init__(self, nb, m, count=8):
-        self._all = [np.empty((nb, m, m)) for _ in range(count)]
+    buffer: optional flat float64 array of at least ``Workspace.size(nb, m)`` elements to carve
+    the buffers from (e.g. one large, huge-page backed arena shared with other buffers).
+    """
+
+    COUNT = 8
+
+    @classmethod
+    def size(cls, nb, m):
+        return cls.COUNT * nb * m * m
+
+    def __init__(self, nb, m, buffer=None):
+        n = nb * m * m
+        if buffer is None:
+            buffer = np.empty(self.size(nb, m))
+        self._all = [buffer[i * n:(i + 1) * n].reshape(nb, m, m) for i in range(self.COUNT)]
         self._free = []
 
     def view(self, nb):
