@@ -1,7 +1,6 @@
 """Shared test set-up: MPI may run as root (CI), single-threaded BLAS/torch for stable timings."""
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -10,8 +9,7 @@ os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "configs"
+from testpaths import CONFIGS, REPO  # noqa: F401  (re-exported for fixtures below)
 
 
 @pytest.fixture(scope="session")

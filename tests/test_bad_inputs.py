@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CONFIGS
+from testpaths import CONFIGS
 
 TINY = str(CONFIGS / "tiny.toml")
 CLI = [sys.executable, "-m", "genenkf_hpc"]

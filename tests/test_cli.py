@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from conftest import CONFIGS
+from testpaths import CONFIGS
 
 
 def run(cmd, *args, cwd=None):

@@ -4,7 +4,7 @@ from genenkf_hpc.config import (SECTIONS, Config, load_config, parse_override, r
                                 to_toml)
 from genenkf_hpc.errors import UserError
 
-from conftest import CONFIGS
+from testpaths import CONFIGS
 
 
 def test_defaults_are_valid_and_round_trip(tmp_path):

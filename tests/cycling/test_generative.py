@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conftest import CONFIGS
+from testpaths import CONFIGS
 from mpi_utils import run_mpi
 
 TINY = ["-c", str(CONFIGS / "tiny.toml")]

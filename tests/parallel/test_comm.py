@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import CONFIGS, REPO
+from testpaths import CONFIGS, REPO
 from genenkf_hpc.parallel.comm import SerialComm, run_on_root, world
 from genenkf_hpc.errors import UserError
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from testpaths import REPO
 
 sys.path.insert(0, str(REPO / "tools"))
 import bench_slurm_array as bsa  # noqa: E402

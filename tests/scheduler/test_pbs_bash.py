@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import CONFIGS, REPO
+from testpaths import CONFIGS, REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.mpi]
 

@@ -12,7 +12,7 @@ from genenkf_hpc.errors import UserError
 from genenkf_hpc.scheduler.pipeline import parse_stages, plan_pipeline
 from genenkf_hpc.scheduler.submit import parse_job_id, submit_argv
 
-from conftest import CONFIGS, REPO
+from testpaths import CONFIGS, REPO
 
 PARAMS = dict(scheduler="slurm", config="/c.toml", gpus_per_node=2, nodes=2)
 

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import CONFIGS, REPO
+from testpaths import CONFIGS, REPO
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -11,7 +11,7 @@ import pytest
 from genenkf_hpc.errors import UserError
 from genenkf_hpc.scheduler import PARAMETERS, make_job, render
 
-from conftest import CONFIGS, REPO
+from testpaths import CONFIGS, REPO
 
 
 def job(**kw):

@@ -8,7 +8,7 @@ import pytest
 
 from genenkf_hpc.config import tomllib
 
-from conftest import CONFIGS
+from testpaths import CONFIGS
 
 TINY = ["-c", str(CONFIGS / "tiny.toml"), "osse.forcings=[8.0, 10.0]", "osse.cycles=24",
         "campaign.tune_cycles=12", "campaign.tune_radius=[2.0, 4.0]",

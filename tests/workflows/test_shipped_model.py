@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
+from testpaths import REPO
 
 MODEL = REPO / "models" / "l96_paper_small.pt"
 RECORD = REPO / "models" / "l96_paper_small"
