@@ -55,9 +55,9 @@ def letkf_analysis(xb, yb, yo, obs_var, point_coords, obs_coords, nx, radius,
     solve: "auto", "ensemble" or "observation" (module doc). A point without local observations
     keeps its un-inflated background.
     block_size: points per vectorised block (results do not depend on it beyond round-off).
-    Default 512 for pmax <= 12, fewer for more local observations: numpy releases the GIL in a
-    batched matmul only for more than 500 matrices, and larger blocks amortise call overhead.
-    threads: worker threads sharing the blocks (numpy releases the GIL in large loops); keep 1
+    Default 512 for pmax <= 12, fewer for more local observations (larger blocks amortise the
+    per-call overhead of numpy; the block buffers stay a few MiB).
+    threads: worker threads sharing the blocks (numpy releases the GIL in its loops); keep 1
     when each MPI rank already has its own core.
     table: optional precomputed ``local_obs_table(point_coords, obs_coords, nx, radius, taper)``
     (the same for every cycle of a fixed observing network).
@@ -94,7 +94,8 @@ def letkf_analysis(xb, yb, yo, obs_var, point_coords, obs_coords, nx, radius,
         yhat_t=np.subtract(yb.T, ybar[:, None], order="C") * inv_sd[:, None],
         dhat=(yo - ybar) * inv_sd,
         xb=xb,
-        xbar=xbar, index=index, sqrt_w=np.sqrt(weight), a=(k - 1) / inflation, rho=inflation,
+        xbar=xbar, index=index, sqrt_w=np.sqrt(weight), unit_w=bool(np.all(weight == 1.0)),
+        a=(k - 1) / inflation, rho=inflation,
         solve=_obs_space_block if solve == "observation" else _ens_space_block)
     if block_size is None:
         block_size = int(np.clip(512 * 144 // pmax**2, 32, 512))
@@ -130,6 +131,7 @@ class _Local:
     xbar: np.ndarray  # (npts,)
     index: np.ndarray  # (npts, pmax)
     sqrt_w: np.ndarray  # (npts, pmax)
+    unit_w: bool  # every weight is 1 (box taper, no padding): S needs no row scaling
     a: float  # (k - 1) / rho
     rho: float
     solve: object
@@ -146,7 +148,8 @@ class _Local:
             idx, sw = self.index[sl], self.sqrt_w[sl]
             nb = idx.shape[0]
             s = np.take(self.yhat_t, idx, axis=0, out=work.s[:nb])
-            s *= sw[..., None]  # rows of S = R_loc^-1/2 Yb', (nb, pmax, k)
+            if not self.unit_w:
+                s *= sw[..., None]  # rows of S = R_loc^-1/2 Yb', (nb, pmax, k)
             d = self.dhat[idx] * sw
             x = np.subtract(self.xb[:, sl].T, self.xbar[sl, None], out=work.x[:nb])
             mean_inc, products = self.solve(s, d, x, self.a, self.rho, work, xa_t[sl])
@@ -159,16 +162,15 @@ class _Work:
     """Buffers reused by every block of one worker, carved from one arena. Fresh arrays would
     be page-faulted on every block (glibc returns large blocks to the system on free), which
     costs more than the arithmetic in a VM and serialises threads on the memory-map lock; an
-    arena of at least 4 MiB is backed by transparent huge pages (numpy madvises it), so even
-    its first touch costs a few faults instead of thousands."""
+    arena of at least 4 MiB is madvised for transparent huge pages by numpy."""
 
     def __init__(self, nb, p, k):
         shapes = {"s": (nb, p, k), "st": (nb, k, p), "x": (nb, k), "b": (nb, p, p),
                   "zi": (nb, p, p)}
         sizes = {name: int(np.prod(shape)) for name, shape in shapes.items()}
         total = sum(sizes.values()) + Workspace.size(nb, p)
-        if total * 8 >= 2**19:  # large enough to matter: round up to a huge-page arena
-            total = max(total, 2**19 + 1)
+        if total * 8 >= 2**19:  # >= 512 KiB: round up past numpy's 4 MiB huge-page threshold
+            total = max(total, 2**22 // 8 + 1)
         arena = np.empty(total)
         offset = 0
         for name, shape in shapes.items():

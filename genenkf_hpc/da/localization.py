@@ -64,8 +64,8 @@ def local_obs_table(point_coords, obs_coords, nx, radius, taper):
     padding entries with weight 0 and index 0. Cost O(p log p + npts * pmax): a sorted sweep,
     no (npts, p) distance matrix.
     """
-    points = np.asarray(point_coords, dtype=np.float64).reshape(-1) % nx
-    obs = np.asarray(obs_coords, dtype=np.float64).reshape(-1) % nx
+    points = _on_ring(point_coords, nx)
+    obs = _on_ring(obs_coords, nx)
     npts, p = points.size, obs.size
     if radius <= 0:
         raise UserError(f"localisation radius={radius}: must be > 0")
@@ -92,17 +92,28 @@ def local_obs_table(point_coords, obs_coords, nx, radius, taper):
         width = int((hi - lo).max())
         pos = lo[:, None] + np.arange(width)
         valid = pos < hi[:, None]
-        pos = np.where(valid, pos, lo[:, None])
+        pos = np.minimum(pos, len(ext) - 1)  # any index will do where not valid
         cand = ext_order[pos]
         dist = np.abs(points[:, None] - ext[pos])
-    weight = np.where(valid, taper_weights(dist, radius, taper), 0.0)
+    weight = taper_weights(dist, radius, taper)
+    weight *= valid
     local = weight > 0
-    if not local.all():
+    if 2 * radius < nx and np.array_equal(local, valid):
+        pmax = width  # the usual case: every candidate is local, already first in its row
+    else:
         # move the local entries to the front of each row (stable: keeps the west-east order)
         front = np.argsort(~local, axis=1, kind="stable")
         cand = np.take_along_axis(cand, front, axis=1)
         weight = np.take_along_axis(weight, front, axis=1)
-    pmax = int(local.sum(axis=1).max())
-    weight = weight[:, :pmax]
-    index = np.where(weight > 0, cand[:, :pmax], 0).astype(np.int64)
-    return np.ascontiguousarray(index), np.ascontiguousarray(weight)
+        pmax = int(local.sum(axis=1).max())
+    weight = np.ascontiguousarray(weight[:, :pmax])
+    index = np.where(weight > 0, cand[:, :pmax], 0)
+    return index.astype(np.int64, copy=False), weight
+
+
+def _on_ring(coords, nx):
+    """Coordinates as float64 in [0, nx) (the modulo is skipped when already there)."""
+    c = np.asarray(coords, dtype=np.float64).reshape(-1)
+    if c.size and (c.min() < 0 or c.max() >= nx):
+        c = c % nx
+    return c
