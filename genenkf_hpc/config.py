@@ -92,6 +92,8 @@ class GenerativeConfig:
     use_ensemble_mean: bool = _f(True, "nudge towards the analysis mean (else blend members)")
     recentre: bool = _f(False, "centre the pseudo-ensemble on the simulation forecast")
     inversion_refine: int = _f(2, "DDIB: fixed-point iterations per inversion step", min=0)
+    clip: float = _f(1.0, "bound of the x0 predictions in normalised units (1: the training "
+                     "range; 0: no clipping)", min=0.0)
     precision: str = _f("float32", "network precision when sampling",
                         choices=("float32", "float64"))
     device: str = _f("cpu", "torch device for sampling (cpu, cuda, auto)")

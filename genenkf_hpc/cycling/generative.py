@@ -42,7 +42,8 @@ class GenerativeEnKF(PseudoEnsembleMethod):
                 "sampling_steps": g.sampling_steps, "eta": g.eta, "guidance": g.guidance,
                 "ddib": g.ddib, "strength": g.strength, "alpha": g.alpha,
                 "use_ensemble_mean": g.use_ensemble_mean, "recentre": g.recentre,
-                "inversion_refine": g.inversion_refine, "precision": g.precision,
+                "inversion_refine": g.inversion_refine, "clip": g.clip,
+                "precision": g.precision,
                 "radius": self.cfg.filter.radius, "taper": self.cfg.filter.taper,
                 "inflation": self.cfg.filter.inflation, "rtps": self.cfg.filter.rtps,
                 "network_evaluations_per_cycle": self.network_evaluations()}
@@ -95,7 +96,7 @@ class GenerativeEnKF(PseudoEnsembleMethod):
             self.bundle, rows, self.mask, member_ids, cycle, self.cfg.osse.seed,
             sampler=g.sampler, steps=g.sampling_steps, eta=g.eta, guidance=g.guidance,
             ddib_state=state if g.ddib else None, strength=g.strength,
-            inversion_refine=g.inversion_refine)
+            inversion_refine=g.inversion_refine, clip=g.clip or None)
         if not g.use_ensemble_mean:
             block = _blend_members(block, state, g.alpha)
         return block
