@@ -89,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         from .parallel.comm import world
 
         comm = world()
+        from .blas import set_threads
+        from .parallel.environment import threads_per_process
+
+        set_threads(threads_per_process())  # ranks sharing a node: no oversubscribed BLAS pools
         if getattr(module, "USES_CONFIG", True):
             from .config import load_config
             from .io.rundir import open_run

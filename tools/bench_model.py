@@ -35,6 +35,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from genenkf_hpc.da.bench import letkf_flops_per_point  # noqa: E402
+from genenkf_hpc.da.letkf import observation_function_flops  # noqa: E402
 
 LAYOUTS = ("1d-block", "1d-cyclic", "2d")
 
@@ -67,13 +68,14 @@ class Problem:
     local_obs: int  # p, local observations per grid point
     halo: int = 8  # observed columns within the radius on both sides (2 floor(r) / interval)
     steps: int = 1  # RK4 steps per cycle
-    sqrt_products: int = 13  # p x p products of the observation-space square root
+    spectral_upper: float = 4.5  # bound on the local B spectrum (bench letkf: ~4.5)
 
     @property
     def flops_per_point(self) -> int:
         k, p = self.members, self.local_obs
         return min(letkf_flops_per_point(k, p, "ensemble"),
-                   letkf_flops_per_point(k, p, "observation", self.sqrt_products))
+                   letkf_flops_per_point(k, p, "observation",
+                                         observation_function_flops(p, self.spectral_upper)))
 
 
 def cycle(prob: Problem, mach: Machine, layout: str) -> dict:

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from genenkf_hpc.da.etkf import etkf_analysis
+from genenkf_hpc.da import letkf as letkf_module
 from genenkf_hpc.da.letkf import letkf_analysis
 
 
@@ -63,15 +64,21 @@ def test_observation_space_solve_equals_ensemble_space(taper, k, radius):
     np.testing.assert_allclose(obs_sp, ens, rtol=0, atol=1e-12 * scale)
 
 
-def test_wide_spread_background_still_round_off_exact():
-    """A climatological-size spread (large B spectrum) needs more Newton-Schulz steps."""
+@pytest.mark.parametrize("spread, iteration", [(30.0, True), (0.3, False)])
+def test_wide_and_narrow_spectra_are_round_off_exact(monkeypatch, spread, iteration):
+    """A climatological-size spread (wide B spectrum) takes the matrix iteration of matfun;
+    a cycling-size one the Chebyshev expansion. Both give the ensemble-space analysis."""
+    calls = []
+    real = letkf_module.inv_sqrtm
+    monkeypatch.setattr(letkf_module, "inv_sqrtm", lambda *a: calls.append(1) or real(*a))
     rng = np.random.default_rng(11)
     xb, yb, yo, var, obs = random_case(rng, 16, nx=40, nobs=40)
-    yb *= 30.0
-    args = (xb, yb, yo, 0.01, np.arange(40), obs, 40, 4.0)
+    yb *= spread
+    args = (xb, yb, yo, 0.01 if iteration else 1.0, np.arange(40), obs, 40, 4.0)
     ens = letkf_analysis(*args, solve="ensemble")
     obs_sp = letkf_analysis(*args, solve="observation")
     np.testing.assert_allclose(obs_sp, ens, rtol=0, atol=1e-11 * np.abs(xb).max())
+    assert bool(calls) == iteration
 
 
 def test_translation_equivariance():

@@ -18,6 +18,8 @@ import bench_suite  # noqa: E402
 from bench_suite import SWEEPS, Case, Settings, add_scaling, plan, row_from_record  # noqa: E402
 
 from genenkf_hpc.cli import build_parser  # noqa: E402
+from genenkf_hpc.da.bench import letkf_flops_per_point  # noqa: E402
+from genenkf_hpc.da.letkf import observation_function_flops  # noqa: E402
 
 
 def test_plan_covers_every_sweep_with_the_right_sizes():
@@ -165,7 +167,8 @@ def _machine(**kw):
 
 def test_model_flops_and_layouts():
     prob = bench_model.Problem(nx=8_000_000, members=32, local_obs=9)
-    assert prob.flops_per_point == 31592  # observation space is cheaper for p < k
+    obs_space = letkf_flops_per_point(32, 9, "observation", observation_function_flops(9, 4.5))
+    assert prob.flops_per_point == obs_space < letkf_flops_per_point(32, 9, "ensemble")
     assert bench_model.Problem(1000, 32, 500).flops_per_point == 2 * 32 * 32 * 500 + 9 * 32**3 \
         + 2 * 500 * 32 + 6 * 32 * 32 + 12 * 32
     mach = _machine()
@@ -174,7 +177,7 @@ def test_model_flops_and_layouts():
     sent = 8 * 1 * (prob.nx + 80 * prob.halo)
     assert block["node_bytes"] == 2 * 8 * sent and cyclic["node_bytes"] == 2 * 4 * sent
     assert block["forecast_s"] == pytest.approx(prob.nx / 1e7)  # one member per owner rank
-    assert block["analysis_s"] == pytest.approx(100_000 * 31592 / 2e9)
+    assert block["analysis_s"] == pytest.approx(100_000 * obs_space / 2e9)
     assert block["latency_s"] == pytest.approx(2 * 79 * 1e-6)
     # 2-D: P = 32 x 2 ranks used (16 idle), k - 1 messages, a subdomain of N / 2 per rank
     assert two["ranks"] == 64 and two["latency_s"] == pytest.approx(2 * 31 * 1e-6)
@@ -207,4 +210,5 @@ def test_model_rates_from_a_results_csv(tmp_path):
         writer.writeheader()
         writer.writerows(rows)
     flops, forecast = bench_model.rates_from_csv(path)
-    assert flops == pytest.approx(1e5 * 31592) and forecast == 2e7  # one rank, p = 9
+    per_point = bench_model.Problem(0, 32, 9).flops_per_point
+    assert flops == pytest.approx(1e5 * per_point) and forecast == 2e7  # one rank, p = 9
