@@ -239,6 +239,7 @@ class _Loop:
             self.recorder.writer.close()
             wall = self.wall_before + time.perf_counter() - self.t_start
             summary = build_summary(cfg, self.method, self.nature, self.series, comm.size, wall)
+            summary["fingerprint"] = self.fingerprint  # what --resume checks before skipping
             analysis_file.write_summary(self.path / analysis_file.SUMMARY_FILE, summary)
             restart.clear_restarts(self.path)  # complete: the restarts are no longer needed
             log.debug("%s: timings (rank 0) %s; the transposes moved %d bytes between ranks",
@@ -345,6 +346,10 @@ def _plan(path: Path, resume: bool, fingerprint: str, method_name: str):
     if resume and summary_path.is_file() and (path / analysis_file.ANALYSIS_FILE).is_file():
         summary = json.loads(summary_path.read_text())
         if summary.get("method") == method_name:
+            if summary.get("fingerprint") != fingerprint:
+                raise UserError(f"cannot resume: {path} holds a complete {method_name} run with "
+                                "other settings or data; rerun without --resume to replace it, "
+                                "or choose another --out")
             return "skip", None, summary
     latest = restart.latest_restart(path) if resume else None
     if latest is not None:

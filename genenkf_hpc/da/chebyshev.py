@@ -1,10 +1,11 @@
 """Functions of a batch of ``B = I + C`` matrices (``C`` PSD) applied to vectors, by Chebyshev
 expansion evaluated with few batched products (Paterson & Stockmeyer 1973).
 
-The observation-space LETKF needs, per grid point, ``f(B) v`` for two functions and two
-vectors: ``B^-1 d`` (mean) and ``(B + B^{1/2})^-1 c`` (perturbations), with ``B`` of order p ~ 9.
-A batched p x p ``matmul`` costs ~0.1-0.15 us per matrix whatever its flops (per-call overhead of
-BLAS), so the cost is the number of batched calls, not the flop count. Here:
+The observation-space LETKF needs, per grid point, two functions of ``B`` (order p ~ 9) applied
+to one vector ``c``: ``B^-1 c`` (the mean increment is ``d . B^-1 c / a``) and
+``(B + B^{1/2})^-1 c`` (the perturbations). A batched p x p ``matmul`` costs ~0.1 us per matrix
+and a matrix-vector product ~0.03-0.06 us, whatever their flops (per-call overhead), so the
+cost is the number of batched operations, not the flop count. Here:
 
 1. ``X = (B - m I) / h`` maps an interval ``[1, upper]`` holding every spectrum in the block to
    ``[-1, 1]`` (``upper`` a rigorous per-point bound, the block maximum is used).
@@ -12,16 +13,17 @@ BLAS), so the cost is the number of batched calls, not the flop count. Here:
    interval). Both functions are analytic except at ``x <= 0``, so ``|c_j| <= K rho^-j`` with
    ``rho`` the Bernstein-ellipse parameter of the point ``x = 0`` (Trefethen, *Approximation
    Theory and Approximation Practice*, SIAM 2013, ch. 8): the degree follows from the interval.
-3. Paterson-Stockmeyer in the Chebyshev basis: ``T_2 .. T_s`` by the three-term recurrence,
-   ``Y = T_s``, and
-   ``T_{qs + r}`` rewritten in the basis ``Y^q T_r`` (``r < s``) by ``T_{j} = 2 T_s T_{j - s} -
-   T_{|2s - j|}``. Then ``f(B) v = sum_q Y^q w_q`` with ``w_q = sum_r a_qr T_r v``: the
-   ``T_r v`` in one stacked product, the ``w_q`` in one, and Horner in ``Y`` on vectors.
+3. Paterson-Stockmeyer in the Chebyshev basis: ``Y = T_s(X)`` (``s`` a power of two, by
+   doubling), and ``T_{qs + r}`` rewritten in the basis ``Y^q T_r`` (``r < s``) through
+   ``T_j = 2 T_s T_{j - s} - T_{|2s - j|}``. Then ``f(B) c = sum_q Y^q w_q`` with
+   ``w_q = sum_r a_qr T_r c``: the ``T_r c`` by the three-term recurrence on vectors, the
+   ``w_q`` of all points in one GEMM per function, and Horner in ``Y`` on vectors.
 
-Cost for degree ``d`` with ``s ~ sqrt(d)``: ``s - 1`` matrix products and about ``d / s + 3``
-batched matrix-vector products, against ~13 products and an LU solve for the matrix iteration of
-:mod:`.matfun` at the same spectral ratio. The degree grows like ``sqrt(upper)``, so above
-:data:`MAX_DEGREE` the caller falls back to :func:`.matfun.inv_sqrtm` (logarithmic growth).
+Cost for degree ``d``: ``log2 s`` matrix products and about ``s + d / s`` matrix-vector
+products per point (~1 us at degree 37, the benchmark's spectra), against ~13 products and an LU
+solve for the matrix iteration of :mod:`.matfun`. The degree grows like ``sqrt(upper)`` where
+the iteration's step count grows like ``log log upper``, so above :data:`MAX_DEGREE` the caller
+uses :func:`.matfun.inv_sqrtm`.
 """
 from __future__ import annotations
 
@@ -35,8 +37,7 @@ from .matfun import diagonal_view
 
 # truncation tolerance relative to the largest value of each function on the interval
 _TOL = 2.0**-53
-# beyond this degree (spectral ratio ~ 14) the matrix iteration of matfun costs fewer products
-# and the Chebyshev coefficients in the Y^q T_r basis grow enough to cost digits
+# beyond this degree (spectral bound ~ 14) the matrix iteration of matfun is the cheaper one
 MAX_DEGREE = 72
 # the interval's upper end is rounded up to this geometric grid of (upper - 1), so that plans
 # (coefficients) are reused between blocks and cycles; any interval holding the spectra will do
@@ -138,7 +139,7 @@ class Plan:
         products counted in full."""
         nfun, nq, s = self.coefficients.shape
         return int(3 * p * p  # 2X, X
-                   + int(math.log2(s)) * (2 * p**3 + 2 * p)  # T_s by doubling
+                   + int(math.log2(s)) * (2 * p**3 + p * p + p)  # T_s by doubling
                    + (s - 1) * (2 * p * p + p)  # T_r v
                    + 2 * nfun * nq * s * p  # the w_q
                    + (nq - 1) * (2 * p * p + p) * nfun)  # Horner in Y

@@ -221,7 +221,7 @@ def _obs_space_block(s, d, x, a, rho, work, out):
     receives the analysis anomalies. Returns the mean increments (nb,) and the flops per point
     spent on the functions of B.
 
-    ``B^-1 d`` and ``(B + B^1/2)^-1 c`` come from Chebyshev expansions on an interval holding
+    ``B^-1 c`` and ``(B + B^1/2)^-1 c`` come from Chebyshev expansions on an interval holding
     the block's spectra (:mod:`.chebyshev`); when the spectra are too wide for a low degree,
     from ``Z = B^-1/2`` by the matrix iteration of :mod:`.matfun`, with
     ``(B + B^1/2)^-1 = Z (I + Z)^-1 Z``.

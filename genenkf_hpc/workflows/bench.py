@@ -1,6 +1,6 @@
 """``genenkf bench letkf|forecast|sample|train``: measured figures, one JSON object per line.
 
-    genenkf bench letkf --nx 2000 --members 32 --radius 4            # da.bench.bench_letkf
+    genenkf bench letkf --nx 2000 --members 32 --radius 4 [--threads T]  # da.bench.bench_letkf
     mpiexec -n 4 genenkf bench letkf --nx 20000 --members 32          # + transposes, per rank
     mpiexec -n 4 genenkf bench forecast --nx 2000 --members 32 --steps 50
     genenkf bench sample -c configs/demo.toml [--checkpoint FILE]     # workflows.bench_diffusion
@@ -49,6 +49,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--mode", choices=("auto", "kernel", "parallel"), default="auto",
                         help="letkf: the kernel alone (da.bench) or transposes + local analysis "
                         "per rank (parallel); auto = kernel on one process, else parallel")
+    parser.add_argument("--threads", type=int, help="letkf kernel mode: worker threads of the "
+                        "kernel (default: the usable cores)")
     parser.add_argument("--repeat", type=int, default=5, help="timed repetitions (median)")
     parser.add_argument("--steps", type=int, default=20, help="forecast: RK4 steps per repeat; "
                         "sample/train: steps of the measured loop")
@@ -61,7 +63,7 @@ def run(args) -> int:
     from ..errors import UserError
 
     cfg = load_config(args.config, args.overrides)
-    for name in ("nx", "members", "repeat", "steps", "obs_interval", "batch"):
+    for name in ("nx", "members", "repeat", "steps", "obs_interval", "batch", "threads"):
         value = getattr(args, name, None)
         if value is not None and value < (4 if name == "nx" else 1):
             raise UserError(f"--{name.replace('_', '-')}={value}: too small")
@@ -105,7 +107,8 @@ def _bench_letkf_serial(args, cfg):
 
     s = _settings(args, cfg)
     return bench_letkf(nx=s["nx"], members=s["members"], radius=s["radius"], taper=s["taper"],
-                       obs_interval=s["obs_interval"], solve=s["solve"], repeats=s["repeat"])
+                       obs_interval=s["obs_interval"], solve=s["solve"], repeats=s["repeat"],
+                       threads=args.threads)
 
 
 def _random_block(member_ids, nx: int, purpose_key: int) -> np.ndarray:

@@ -54,3 +54,14 @@ def test_bench_under_mpi_reports_per_rank():
     assert proc.returncode == 0, proc.stderr
     (r,) = _records(proc.stdout)
     assert [p["members"] for p in r["per_rank"]] == [3, 2]
+
+
+def test_bench_letkf_kernel_threads():
+    proc = genenkf_subprocess("bench", "letkf", "--nx", 256, "--members", 16, "--threads", 2,
+                              "--taper", "box", "--repeat", 1)
+    assert proc.returncode == 0, proc.stderr
+    (r,) = _records(proc.stdout)
+    assert r["threads"] == 2 and r["solve"] == "observation" and r["local_obs"] == 9
+    assert r["flops_per_point"] > 0 and r["grid_points_per_s"] > 0
+    proc = genenkf_subprocess("bench", "letkf", "--threads", 0)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: --threads=0: too small"

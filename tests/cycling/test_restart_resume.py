@@ -1,6 +1,7 @@
 """Restartable runs (issue "Reliability"): a run killed at a random cycle (SIGKILL, serial and
 mpiexec -n 2) or stopped by SIGTERM, then resumed, writes the same analysis.nc and summary.json
 (except wall_seconds) as an uninterrupted run, bit for bit."""
+import json
 import os
 import random
 import signal
@@ -164,6 +165,22 @@ def test_resume_refuses_other_settings(tmp_path):
     assert proc.returncode == 2  # diverges at cycle 8, leaving the restart of cycle 5
     proc = genenkf_subprocess(*base, "--resume")
     assert_user_error(proc, "cannot resume from")
+
+
+def test_resume_refuses_a_complete_run_with_other_settings(tmp_path):
+    """A finished forcing is skipped only when it was computed with the same settings and data;
+    otherwise --resume stops with one error line and leaves the old results alone."""
+    base = ["assimilate", "-c", TINY, "--method", "letkf", "--out", tmp_path,
+            "osse.forcings=[8.0]"]
+    assert genenkf(*base) == 0
+    before = (tmp_path / "summary.json").read_bytes()
+    assert json.loads(before)["fingerprint"]
+    proc = genenkf_subprocess(*base, "filter.inflation=1.3", "--resume")
+    assert_user_error(proc, "cannot resume:")
+    assert "holds a complete letkf run with other settings" in proc.stderr
+    assert (tmp_path / "summary.json").read_bytes() == before
+    proc = genenkf_subprocess(*base, "--resume")
+    assert proc.returncode == 0 and "already complete" in proc.stdout
 
 
 def test_restart_files_are_atomic_and_pickle_free(tmp_path):

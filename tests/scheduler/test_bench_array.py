@@ -160,31 +160,6 @@ def test_unset_array_index_is_refused(tmp_path):
     assert proc.returncode != 0 and "run this script with sbatch" in proc.stderr
 
 
-SLURM_LOCAL = REPO / "tools" / "slurm_local.sh"
-
-
-@pytest.fixture(scope="module")
-def slurm_env():
-    """The one-node local Slurm of tools/slurm_local.sh (as in test_slurm_real.py)."""
-    was_running = subprocess.run(["bash", str(SLURM_LOCAL), "status"],
-                                 capture_output=True).returncode == 0
-    try:
-        proc = subprocess.run(["bash", str(SLURM_LOCAL), "start"], capture_output=True,
-                              text=True, timeout=900)
-    except subprocess.TimeoutExpired:
-        pytest.skip("tools/slurm_local.sh start took more than 15 minutes")
-    if proc.returncode != 0:
-        reason = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-        pytest.skip(f"a local Slurm could not be installed or started: {reason}")
-    m = re.search(r"export SLURM_CONF=(\S+)", proc.stdout)
-    assert m, proc.stdout
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OMPI_", "PMIX_"))}
-    env["SLURM_CONF"] = m.group(1)
-    yield env
-    if not was_running:
-        subprocess.run(["bash", str(SLURM_LOCAL), "stop"], capture_output=True, timeout=120)
-
-
 @pytest.mark.slurm
 @pytest.mark.slow
 @pytest.mark.timeout(600)

@@ -23,37 +23,12 @@ from testpaths import CONFIGS, REPO
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.timeout(900)]
 
-SLURM_LOCAL = REPO / "tools" / "slurm_local.sh"
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
          "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
 STAGES = ["nature", "dataset", "train", "assimilate", "campaign"]
 # Small and quick: LETKF for assimilate (the tiny 4-step model is no use for genenkf), two
 # cheap methods for the campaign.
 OVERRIDES = ['campaign.methods=["noda", "letkf"]', "run.progress=false"]
-
-
-@pytest.fixture(scope="module")
-def slurm_env():
-    was_running = subprocess.run(["bash", str(SLURM_LOCAL), "status"],
-                                 capture_output=True).returncode == 0
-    try:
-        proc = subprocess.run(["bash", str(SLURM_LOCAL), "start"], capture_output=True,
-                              text=True, timeout=900)
-    except subprocess.TimeoutExpired:
-        pytest.skip("tools/slurm_local.sh start took more than 15 minutes")
-    if proc.returncode != 0:
-        reason = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-        pytest.skip(f"a local Slurm could not be installed or started: {reason}")
-    m = re.search(r"export SLURM_CONF=(\S+)", proc.stdout)
-    assert m, proc.stdout
-    env = dict(os.environ, SLURM_CONF=m.group(1),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    for key in [k for k in env if k.startswith(("SLURM_", "OMPI_", "PMIX_"))]:
-        if key != "SLURM_CONF":
-            env.pop(key)  # nothing of an enclosing job or launcher may leak into ours
-    yield env
-    if not was_running:
-        subprocess.run(["bash", str(SLURM_LOCAL), "stop"], capture_output=True, timeout=120)
 
 
 def job_info(env, job_id):
