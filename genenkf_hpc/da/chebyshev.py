@@ -139,7 +139,7 @@ class Plan:
         products counted in full."""
         nfun, nq, s = self.coefficients.shape
         return int(3 * p * p  # 2X, X
-                   + int(math.log2(s)) * (2 * p**3 + p * p + p)  # T_s by doubling
+                   + int(math.log2(s)) * (2 * p**3 + 2 * p)  # T_s by doubling (products)
                    + (s - 1) * (2 * p * p + p)  # T_r v
                    + 2 * nfun * nq * s * p  # the w_q
                    + (nq - 1) * (2 * p * p + p) * nfun)  # Horner in Y

@@ -61,8 +61,9 @@ def letkf_analysis(xb, yb, yo, obs_var, point_coords, obs_coords, nx, radius,
     solve: "auto", "ensemble" or "observation" (module doc). A point without local observations
     keeps its un-inflated background.
     block_size: points per vectorised block (results do not depend on it beyond round-off).
-    Default 1024 for pmax <= 12, fewer for more local observations (larger blocks amortise the
-    per-call overhead of numpy; the block buffers stay under ~10 MiB per thread).
+    Default 1024 for pmax <= 12 and k <= 32, fewer for more local observations or members
+    (larger blocks amortise the per-call overhead of numpy; the block's arrays must stay in
+    cache).
     threads: worker threads sharing the blocks (numpy releases the GIL in its loops); keep 1
     when each MPI rank already has its own core.
     table: optional precomputed ``local_obs_table(point_coords, obs_coords, nx, radius, taper)``
@@ -105,7 +106,9 @@ def letkf_analysis(xb, yb, yo, obs_var, point_coords, obs_coords, nx, radius,
         a=(k - 1) / inflation, rho=inflation,
         solve=_obs_space_block if solve == "observation" else _ens_space_block)
     if block_size is None:
-        block_size = int(np.clip(1024 * 144 // pmax**2, 32, 1024))
+        # large blocks amortise numpy's per-call cost; past ~2.4 MB of S per block the block's
+        # arrays fall out of cache (k = 64: 3.9 us per point at 1024 points, 2.45 at 512)
+        block_size = int(np.clip(min(1024 * 144 // pmax**2, 294_912 // (pmax * k)), 32, 1024))
     xa_t = np.empty((npts, k))
     # one contiguous share of the points per thread, each in as few blocks as possible: every
     # numpy call re-takes the GIL, so threads gain only with large blocks (measured: 1.4-1.6x
