@@ -33,7 +33,7 @@ def letkf_flops_per_point(members, local_obs, solve, function_flops=0):
     if solve == "ensemble":
         return int(2 * k * k * p + 9 * k**3 + 2 * p * k + 6 * k * k + 12 * k)
     return int(p * p * k * 2 + 2 * p * k + 2 * p * p  # M = S S^T (tapered), c = S x
-               + function_flops  # B^-1 d and (B + B^1/2)^-1 c
+               + function_flops  # B^-1 c and (B + B^1/2)^-1 c
                + 2 * p  # mean increment
                + 2 * p * k + 4 * k)  # perturbation update S^T v
 
