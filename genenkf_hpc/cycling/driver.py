@@ -10,8 +10,6 @@ A non-finite or exploding state stops the run with a :class:`DivergenceError`.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 import time
@@ -27,15 +25,14 @@ from ..errors import DivergenceError, UserError
 from ..io import analysis_file, restart
 from ..parallel.comm import collective_error, run_on_root
 from ..parallel.transpose import Transposer
-from .base import CycleContext, Diagnostics
+from . import records
+from .resume import load_restart, run_fingerprint, start_plan
+from .base import CycleContext
 from .registry import method_class
 from .signals import StopRequest
 
 DIVERGENCE_LIMIT = 1.0e4  # |x| beyond this is an explosion (Lorenz-96 states stay within ~30)
-FLUSH_EVERY = 64          # cycles buffered on rank 0 between writes to analysis.nc.partial
 FAIL_HOOK = "GENENKF_FAIL_AT_CYCLE"  # "rank:cycle": raise there (tests of the abort path)
-# Config sections whose values change the numbers of an assimilation run (restart fingerprint).
-_STATE_SECTIONS = ("model", "osse", "filter", "nudging", "generative", "network", "diffusion")
 
 
 @dataclass
@@ -69,9 +66,9 @@ def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path:
     nx, cycles = cfg.model.nx, cfg.osse.cycles
     transposer = Transposer(comm, method.members(), nx, method.halo_radius(), nature.mask)
     ctx = CycleContext(cfg, comm, transposer, nature.mask, cfg.osse.obs_sigma ** 2, model_path)
-    fingerprint = _fingerprint(cfg, method_name, nature)
+    fingerprint = run_fingerprint(cfg, method_name, nature)
 
-    plan = run_on_root(comm, lambda: _plan(path, resume, fingerprint, method_name))
+    plan = run_on_root(comm, lambda: start_plan(path, resume, fingerprint, method_name))
     kind, restart_file, summary = comm.bcast(plan)
     if kind == "skip":
         log.info("%s: already complete (summary.json), skipped", path)
@@ -82,7 +79,7 @@ def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path:
     series = {name: np.full(cycles, np.nan) for name in analysis_file.SERIES}
     start, wall_before = 1, 0.0
     if kind == "resume":
-        state, history, series, meta, extra = _load_restart(comm, restart_file, method, transposer,
+        state, history, series, meta, extra = load_restart(comm, restart_file, method, transposer,
                                                            series)
         method.load_extra_state(extra)
         start, wall_before = meta["cycle"] + 1, meta["wall_seconds"]
@@ -94,8 +91,8 @@ def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path:
     time_axis = cfg.model.dt * cfg.osse.steps_per_cycle * np.arange(1, cycles + 1)
     writer = run_on_root(comm, lambda: analysis_file.AnalysisWriter(
         path / analysis_file.ANALYSIS_FILE, nx, cycles, time_axis,
-        _file_attrs(cfg, method, nature), resume=kind == "resume"))
-    recorder = _Recorder(writer, nx, start) if comm.rank == 0 else None
+        records.file_attrs(cfg, method, nature), resume=kind == "resume"))
+    recorder = records.Recorder(writer, nx, start) if comm.rank == 0 else None
     loop = _Loop(cfg, method, ctx, nature, path, comm, recorder, series, fingerprint,
                  wall_before, t_start)
     try:
@@ -141,7 +138,7 @@ class _Loop:
             history = np.concatenate([history[1:], obs[None]])
             state, diag = self.method.analyse(self.ctx, state, obs, cycle, history)
             tack = time.perf_counter()
-            fields = _point_fields(diag, self.nature.truth[cycle - 1, owned])
+            fields = records.point_fields(diag, self.nature.truth[cycle - 1, owned])
             flags = comm.Allreduce(np.array([float(stop.requested), float(bad_forecast),
                                              float(_bad(state) or _bad(fields))]))
             if flags[1] or flags[2]:
@@ -149,7 +146,7 @@ class _Loop:
             self.pending.append(fields)
             stopping = flags[0] > 0
             checkpoint = stopping or (every and cycle % every == 0 and cycle < cycles)
-            if checkpoint or len(self.pending) >= FLUSH_EVERY or cycle == cycles:
+            if checkpoint or len(self.pending) >= records.FLUSH_EVERY or cycle == cycles:
                 self._collect()
             if self.bar is not None:
                 self.bar.update(1)
@@ -238,7 +235,7 @@ class _Loop:
             self.recorder.flush(sync=False)
             self.recorder.writer.close()
             wall = self.wall_before + time.perf_counter() - self.t_start
-            summary = build_summary(cfg, self.method, self.nature, self.series, comm.size, wall)
+            summary = records.build_summary(cfg, self.method, self.nature, self.series, comm.size, wall)
             summary["fingerprint"] = self.fingerprint  # what --resume checks before skipping
             analysis_file.write_summary(self.path / analysis_file.SUMMARY_FILE, summary)
             restart.clear_restarts(self.path)  # complete: the restarts are no longer needed
@@ -248,66 +245,6 @@ class _Loop:
         return comm.bcast(summary)
 
 
-class _Recorder:
-    """Rank 0's buffer of recorded cycles, written to the partial analysis file in blocks."""
-
-    def __init__(self, writer, nx: int, first_cycle: int):
-        self.writer, self.nx = writer, nx
-        self.first = first_cycle
-        self.fields: dict[str, list] = {name: [] for name in analysis_file.FIELDS}
-        self.series: dict[str, list] = {name: [] for name in analysis_file.SERIES}
-
-    def add(self, cycle: int, fields: dict, series: dict) -> None:
-        assert cycle == self.first + len(self.series["rmse"])
-        for name, value in fields.items():
-            self.fields[name].append(value)
-        for name, value in series.items():
-            self.series[name].append(value)
-        if len(self.series["rmse"]) >= FLUSH_EVERY:
-            self.flush(sync=False)
-
-    def flush(self, sync: bool) -> None:
-        n = len(self.series["rmse"])
-        if n:
-            self.writer.write(self.first, {k: np.stack(v) for k, v in self.fields.items()},
-                              {k: np.asarray(v) for k, v in self.series.items()})
-            self.first += n
-            for store in (self.fields, self.series):
-                for values in store.values():
-                    values.clear()
-        if sync:
-            self.writer.sync()
-
-
-def build_summary(cfg: Config, method, nature: NatureInput, series: dict, ranks: int,
-                  wall_seconds: float) -> dict:
-    """summary.json (CONTRACT section 5): time means after the burn-in, plus the settings."""
-    after = slice(cfg.osse.burn_in, cfg.osse.cycles)
-    rmse = float(np.mean(series["rmse"][after]))
-    spread = float(np.mean(series["spread"][after]))
-    return {
-        "method": method.name,
-        "forcing_nature": nature.forcing,
-        "forcing_model": cfg.model.forcing,
-        "members": method.members(),
-        "cycles": cfg.osse.cycles,
-        "burn_in": cfg.osse.burn_in,
-        "rmse": rmse,
-        "spread": spread,
-        "spread_ratio": spread / rmse if rmse > 0 else None,
-        "crps": float(np.mean(series["crps"][after])),
-        "ranks": ranks,
-        "wall_seconds": wall_seconds,
-        "nx": cfg.model.nx,
-        "obs_interval": cfg.osse.obs_interval,
-        "obs_sigma": cfg.osse.obs_sigma,
-        "steps_per_cycle": cfg.osse.steps_per_cycle,
-        "seed": cfg.osse.seed,
-        "nature": nature.source,
-        "settings": method.settings(),
-    }
-
-
 # ---------------------------------------------------------------------------------------------
 # helpers
 
@@ -315,83 +252,6 @@ def build_summary(cfg: Config, method, nature: NatureInput, series: dict, ranks:
 def _bad(array: np.ndarray) -> bool:
     return bool(array.size) and not (np.all(np.isfinite(array))
                                      and np.max(np.abs(array)) <= DIVERGENCE_LIMIT)
-
-
-def _point_fields(diag: Diagnostics, truth: np.ndarray) -> np.ndarray:
-    """``(3, npts_local)``: analysis mean, ensemble variance, CRPS at this rank's points."""
-    if diag.ensemble is None:
-        mean = np.asarray(diag.mean, dtype=np.float64)
-        return np.stack([mean, np.zeros_like(mean), np.abs(mean - truth)])
-    ens = diag.ensemble
-    mean = ens.mean(axis=0) if diag.mean is None else np.asarray(diag.mean, dtype=np.float64)
-    var = ens.var(axis=0, ddof=1) if ens.shape[0] > 1 else np.zeros(ens.shape[1])
-    return np.stack([mean, var, metrics.crps_ensemble(ens, truth, average=False)])
-
-
-def _fingerprint(cfg: Config, method_name: str, nature: NatureInput) -> str:
-    """Identity of what a restart continues: the settings that change the numbers + the data."""
-    sections = cfg.to_dict()
-    h = hashlib.sha256(json.dumps({"method": method_name,
-                                   **{s: sections[s] for s in _STATE_SECTIONS}},
-                                  sort_keys=True).encode())
-    for array in (nature.truth, nature.obs, nature.mask):
-        h.update(np.ascontiguousarray(array).tobytes())
-    return h.hexdigest()[:16]
-
-
-def _plan(path: Path, resume: bool, fingerprint: str, method_name: str):
-    """Rank 0: ``("skip", None, summary)``, ``("resume", restart, None)`` or ``("fresh", ...)``;
-    prepares the directory for a fresh run (no stale summary, output or restarts)."""
-    summary_path = path / analysis_file.SUMMARY_FILE
-    if resume and summary_path.is_file() and (path / analysis_file.ANALYSIS_FILE).is_file():
-        summary = json.loads(summary_path.read_text())
-        if summary.get("method") == method_name:
-            if summary.get("fingerprint") != fingerprint:
-                raise UserError(f"cannot resume: {path} holds a complete {method_name} run with "
-                                "other settings or data; rerun without --resume to replace it, "
-                                "or choose another --out")
-            return "skip", None, summary
-    latest = restart.latest_restart(path) if resume else None
-    if latest is not None:
-        _, meta = restart.read_restart(latest)
-        if meta.get("fingerprint") != fingerprint or meta.get("method") != method_name:
-            raise UserError(f"cannot resume from {latest}: it was written by method "
-                            f"{meta.get('method')!r} with other settings or data; rerun with the "
-                            "original config and inputs, or without --resume to start again")
-        return "resume", latest, None
-    analysis_file.prepare_fresh_dir(path)
-    restart.clear_restarts(path)
-    return "fresh", None, None
-
-
-def _load_restart(comm, restart_file, method, transposer: Transposer, series):
-    loaded = run_on_root(comm, lambda: restart.read_restart(restart_file))
-    arrays, meta = loaded if comm.rank == 0 else ({}, None)
-    meta = comm.bcast(meta)
-    names = comm.bcast(sorted(arrays) if comm.rank == 0 else None)
-    full = {name: comm.Bcast(arrays.get(name)) for name in names}
-    state = full["state"]
-    if method.state_kind == "ensemble":
-        if state.shape != (transposer.members, transposer.nx):
-            raise collective_error(UserError(
-                f"restart file {restart_file} holds an ensemble of shape {state.shape}, expected "
-                f"({transposer.members}, {transposer.nx})"))
-        state = transposer.scatter_members(state)
-    cycle = meta["cycle"]
-    for name in analysis_file.SERIES:
-        series[name][:cycle] = full[name]
-    extra = {name[len("extra_"):]: value for name, value in full.items()
-             if name.startswith("extra_")}
-    return state, full["obs_history"], series, meta, extra
-
-
-def _file_attrs(cfg: Config, method, nature: NatureInput) -> dict:
-    return {"method": method.name, "forcing_nature": nature.forcing,
-            "forcing_model": cfg.model.forcing, "members": method.members(),
-            "dt": cfg.model.dt, "steps_per_cycle": cfg.osse.steps_per_cycle,
-            "obs_interval": cfg.osse.obs_interval, "obs_sigma": cfg.osse.obs_sigma,
-            "seed": cfg.osse.seed, "burn_in": cfg.osse.burn_in,
-            "settings": json.dumps(method.settings(), sort_keys=True)}
 
 
 def _fail_hook(rank: int) -> int:

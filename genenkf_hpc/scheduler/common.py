@@ -124,7 +124,7 @@ def finish_lines(spec: JobSpec, requeue_command: str | None) -> list[str]:
              else "submit this script again to rerun it")
     lines = ['if [ -n "$stop_signal" ]; then']
     if requeue_command:
-        lines += [f'    echo "genenkf job: stopped by SIG$stop_signal; requeueing to resume" >&2',
+        lines += ['    echo "genenkf job: stopped by SIG$stop_signal; requeueing to resume" >&2',
                   f"    {requeue_command}",
                   "    exit 0",
                   "fi"]

@@ -1,0 +1,80 @@
+"""Where a run starts: fresh, from the newest restart, or skipped as already complete; and the
+fingerprint (settings that change the numbers + the data) that decides whether a restart or a
+finished ``summary.json`` belongs to the run asked for."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..config import Config
+from ..errors import UserError
+from ..io import analysis_file, restart
+from ..parallel.comm import collective_error, run_on_root
+from ..parallel.transpose import Transposer
+
+if TYPE_CHECKING:
+    from .driver import NatureInput
+
+# Config sections whose values change the numbers of an assimilation run.
+STATE_SECTIONS = ("model", "osse", "filter", "nudging", "generative", "network", "diffusion")
+
+
+def run_fingerprint(cfg: Config, method_name: str, nature: NatureInput) -> str:
+    """Identity of what a restart continues: the settings that change the numbers + the data."""
+    sections = cfg.to_dict()
+    h = hashlib.sha256(json.dumps({"method": method_name,
+                                   **{s: sections[s] for s in STATE_SECTIONS}},
+                                  sort_keys=True).encode())
+    for array in (nature.truth, nature.obs, nature.mask):
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()[:16]
+
+
+def start_plan(path: Path, resume: bool, fingerprint: str, method_name: str):
+    """Rank 0: ``("skip", None, summary)``, ``("resume", restart, None)`` or ``("fresh", ...)``;
+    prepares the directory for a fresh run (no stale summary, output or restarts)."""
+    summary_path = path / analysis_file.SUMMARY_FILE
+    if resume and summary_path.is_file() and (path / analysis_file.ANALYSIS_FILE).is_file():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("method") == method_name:
+            if summary.get("fingerprint") != fingerprint:
+                raise UserError(f"cannot resume: {path} holds a complete {method_name} run with "
+                                "other settings or data; rerun without --resume to replace it, "
+                                "or choose another --out")
+            return "skip", None, summary
+    latest = restart.latest_restart(path) if resume else None
+    if latest is not None:
+        _, meta = restart.read_restart(latest)
+        if meta.get("fingerprint") != fingerprint or meta.get("method") != method_name:
+            raise UserError(f"cannot resume from {latest}: it was written by method "
+                            f"{meta.get('method')!r} with other settings or data; rerun with the "
+                            "original config and inputs, or without --resume to start again")
+        return "resume", latest, None
+    analysis_file.prepare_fresh_dir(path)
+    restart.clear_restarts(path)
+    return "fresh", None, None
+
+
+def load_restart(comm, restart_file, method, transposer: Transposer, series):
+    loaded = run_on_root(comm, lambda: restart.read_restart(restart_file))
+    arrays, meta = loaded if comm.rank == 0 else ({}, None)
+    meta = comm.bcast(meta)
+    names = comm.bcast(sorted(arrays) if comm.rank == 0 else None)
+    full = {name: comm.Bcast(arrays.get(name)) for name in names}
+    state = full["state"]
+    if method.state_kind == "ensemble":
+        if state.shape != (transposer.members, transposer.nx):
+            raise collective_error(UserError(
+                f"restart file {restart_file} holds an ensemble of shape {state.shape}, expected "
+                f"({transposer.members}, {transposer.nx})"))
+        state = transposer.scatter_members(state)
+    cycle = meta["cycle"]
+    for name in analysis_file.SERIES:
+        series[name][:cycle] = full[name]
+    extra = {name[len("extra_"):]: value for name, value in full.items()
+             if name.startswith("extra_")}
+    return state, full["obs_history"], series, meta, extra
