@@ -46,6 +46,7 @@ from bench_suite import SWEEPS, Case, Settings  # noqa: E402
 
 from genenkf_hpc.errors import UserError  # noqa: E402
 from genenkf_hpc.scheduler.common import join_command, q, setup_lines  # noqa: E402
+from genenkf_hpc.scheduler.slurm import resource_directives  # noqa: E402
 from genenkf_hpc.scheduler.spec import JobSpec, make_job  # noqa: E402
 
 DISTRIBUTIONS = ("block", "cyclic")
@@ -151,14 +152,8 @@ def render_array(spec: JobSpec, settings: Settings, only=SWEEPS, max_parallel: i
     table = index_table(cases, spec, settings, distribution)
     last = len(table) - 1
     array = f"0-{last}" + (f"%{max_parallel}" if max_parallel else "")
-    d = [f"--job-name={q(spec.name)}", f"--array={array}", f"--nodes={spec.nodes}",
-         f"--ntasks-per-node={spec.tasks_per_node}", f"--cpus-per-task={spec.cpus_per_task}"]
-    if spec.gpus_per_node:
-        d.append(f"--gpus-per-node={spec.gpus_per_node}")
-    d.append(f"--time={spec.time}")
-    for key in ("mem", "partition", "account", "qos"):
-        if getattr(spec, key):
-            d.append(f"--{key}={q(getattr(spec, key))}")
+    d = [f"--job-name={q(spec.name)}", f"--array={array}",
+         *resource_directives(spec, spec.tasks_per_node, spec.cpus_per_task)]
     if exclusive:
         d.append("--exclusive")
     if spec.log_dir:

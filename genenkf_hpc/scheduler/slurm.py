@@ -44,16 +44,7 @@ def directives(spec: JobSpec, torchrun: bool) -> list[str]:
     tasks, cpus = spec.tasks_per_node, spec.cpus_per_task
     if torchrun:  # one launcher task per node starts tasks_per_node workers
         tasks, cpus = 1, spec.tasks_per_node * spec.cpus_per_task
-    out = [f"--job-name={q(spec.name)}",
-           f"--nodes={spec.nodes}",
-           f"--ntasks-per-node={tasks}",
-           f"--cpus-per-task={cpus}"]
-    if spec.gpus_per_node:
-        out.append(f"--gpus-per-node={spec.gpus_per_node}")
-    out.append(f"--time={spec.time}")
-    for key in ("mem", "partition", "account", "qos"):
-        if getattr(spec, key):
-            out.append(f"--{key}={q(getattr(spec, key))}")
+    out = [f"--job-name={q(spec.name)}", *resource_directives(spec, tasks, cpus)]
     if spec.log_dir:
         out.append(f"--output={q(spec.log_dir.rstrip('/') + '/%x-%j.out')}")
     out.append("--open-mode=append")  # a requeued job adds to its log instead of replacing it
@@ -62,6 +53,18 @@ def directives(spec: JobSpec, torchrun: bool) -> list[str]:
     if spec.requeue:
         out.append("--requeue")
     out.append("--kill-on-invalid-dep=yes")  # a failed upstream stage cancels this one
+    return out
+
+
+def resource_directives(spec: JobSpec, tasks: int, cpus: int) -> list[str]:
+    """Nodes, tasks and CPUs (as given), GPUs, time, memory, partition, account, QOS."""
+    out = [f"--nodes={spec.nodes}", f"--ntasks-per-node={tasks}", f"--cpus-per-task={cpus}"]
+    if spec.gpus_per_node:
+        out.append(f"--gpus-per-node={spec.gpus_per_node}")
+    out.append(f"--time={spec.time}")
+    for key in ("mem", "partition", "account", "qos"):
+        if getattr(spec, key):
+            out.append(f"--{key}={q(getattr(spec, key))}")
     return out
 
 
