@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,19 +26,39 @@ from .errors import UserError
 
 def _f(default, help="", **limits):
     """A field with its help text and valid range (min / max / choices / min_exclusive)."""
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=dict(help=help, **limits))
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default),
+                     metadata=dict(help=help, **limits))
     return field(default=default, metadata=dict(help=help, **limits))
 
 
 @dataclass
 class ModelConfig:
-    """The simulation model (Lorenz-96) used by the forecasts and the dataset."""
+    """The simulation (forecast) model used by the forecasts and the dataset."""
 
+    dynamics: str = _f("lorenz96", "dynamical model: a registered name (lorenz96, "
+                       "lorenz96_two_scale) or 'package.module:factory' (docs/dynamics.md)")
     nx: int = _f(40, "number of grid points N", min=4)
     forcing: float = _f(8.0, "forcing F of the simulation model (biased when != F_nature)")
-    dt: float = _f(0.05, "RK4 time step", min_exclusive=0.0, max=1.0)
+    dt: float = _f(0.05, "time step", min_exclusive=0.0, max=1.0)
     spinup_steps: int = _f(1000, "steps discarded before a run starts", min=0)
+    params: dict[str, float] = _f({}, "further parameters of the dynamics (e.g. lorenz96: "
+                                  "b0..b3 of a cubic parameterisation)")
+
+
+@dataclass
+class NatureConfig:
+    """The truth's model, when it differs from the forecast model (structural model error).
+
+    Empty ``dynamics``: the nature runs use the [model] dynamics and params with F_nature. The
+    nature model observes the same ``model.nx`` grid; its time step must divide the cycle
+    interval ``model.dt * osse.steps_per_cycle``, and its spin-up lasts as long in model time
+    as the model's (``model.spinup_steps * model.dt``)."""
+
+    dynamics: str = _f("", "dynamical model of the nature runs ('': model.dynamics)")
+    dt: float = _f(0.0, "time step of the nature model (0: model.dt)", min=0.0)
+    params: dict[str, float] = _f({}, "parameters of the nature model (used when "
+                                  "nature.dynamics is set)")
 
 
 @dataclass
@@ -112,6 +133,9 @@ class DatasetConfig:
     val_fraction: float = _f(0.1, "fraction of trajectories for validation", min=0.0, max=0.5)
     test_fraction: float = _f(0.1, "fraction of trajectories for testing", min=0.0, max=0.5)
     seed: int = _f(1, "seed of the initial states and the split", min=0)
+    source: str = _f("model", "training runs of the forecast model (model.forcing) or of the "
+                     "nature model (a reanalysis-like archive; the single osse.forcings entry)",
+                     choices=("model", "nature"))
 
 
 @dataclass
@@ -183,6 +207,7 @@ class CampaignConfig:
 
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
+    "nature": NatureConfig,
     "osse": OsseConfig,
     "filter": FilterConfig,
     "nudging": NudgingConfig,
@@ -199,6 +224,7 @@ SECTIONS: dict[str, type] = {
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
+    nature: NatureConfig = field(default_factory=NatureConfig)
     osse: OsseConfig = field(default_factory=OsseConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     nudging: NudgingConfig = field(default_factory=NudgingConfig)
@@ -287,6 +313,11 @@ def _build_section(name: str, cls: type, values: dict[str, Any]):
 def _coerce(key: str, hint, value):
     """Check ``value`` against the annotation; ints are accepted where floats are expected."""
     origin = get_origin(hint)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{key}={value!r}: expected a table, e.g. {{name = 1.0}}")
+        _, item = get_args(hint)
+        return {str(k): _coerce(f"{key}.{k}", item, v) for k, v in value.items()}
     if origin is list:
         if not isinstance(value, list):
             raise UserError(f"{key}={value!r}: expected a list")
@@ -314,7 +345,8 @@ def _coerce(key: str, hint, value):
 
 
 def _check_range(key: str, value, meta) -> None:
-    values = value if isinstance(value, list) else [value]
+    values = value if isinstance(value, list) else list(value.values()) \
+        if isinstance(value, dict) else [value]
     for v in values:
         if "choices" in meta and v not in meta["choices"]:
             raise UserError(f"{key}={v!r}: expected one of " + ", ".join(map(str, meta["choices"])))
@@ -343,6 +375,10 @@ def validate(cfg: Config) -> None:
     if not cfg.network.multipliers or min(cfg.network.multipliers) < 1:
         raise UserError(f"network.multipliers={cfg.network.multipliers}: "
                         "expected a non-empty list of integers >= 1")
+    if cfg.nature.dynamics:
+        from .dynamics.from_config import nature_clock
+
+        nature_clock(cfg)  # the nature time step must divide the cycle interval
     if cfg.generative.sampling_steps > cfg.diffusion.timesteps:
         raise UserError(f"generative.sampling_steps={cfg.generative.sampling_steps}: must be <= "
                         f"diffusion.timesteps={cfg.diffusion.timesteps}")
@@ -371,7 +407,14 @@ def _toml_value(value) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}"
+                               for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {value!r} as TOML")  # internal
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
 
 
 def describe(cls: type) -> list[tuple[str, Any, str]]:

@@ -1,6 +1,7 @@
 """Observing-system simulation experiment: nature runs, observation masks and noise, initial
-ensembles. Pure functions; randomness from :mod:`genenkf_hpc.rng` streams keyed by what they
-randomise (forcing, cycle, member), so any subset of cycles or members can be regenerated alone.
+ensembles. Pure functions of dynamical models (:mod:`genenkf_hpc.dynamics`); randomness from
+:mod:`genenkf_hpc.rng` streams keyed by what they randomise (forcing, cycle, member), so any
+subset of cycles or members can be regenerated alone.
 """
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Iterator
 import numpy as np
 
 from . import rng
-from .dynamics import lorenz96
 
 
 def forcing_key(forcing: float) -> int:
@@ -32,30 +32,41 @@ def observe(truth: np.ndarray, mask: np.ndarray, sigma: float, seed: int, forcin
     return np.where(mask, truth + sigma * noise, np.nan)
 
 
-def nature_initial_states(forcings, nx: int, dt: float, spinup_steps: int) -> np.ndarray:
-    """Spun-up nature states ``(n_forcings, nx)`` from the standard perturbed start."""
-    f = np.asarray(forcings, dtype=np.float64)[:, None]
-    x0 = np.stack([lorenz96.standard_initial_state(nx, fi) for fi in f[:, 0]])
-    return lorenz96.integrate(x0, f, dt, spinup_steps)
+def nature_initial_state(model, spinup_steps: int, seed: int, forcing: float) -> np.ndarray:
+    """The spun-up start ``(state_size,)`` of the nature run with F = ``forcing``: a random
+    state of the nature model from ``(seed, forcing)``, so every seed is its own truth."""
+    gen = rng.stream(seed, rng.Purpose.NATURE_INITIAL, forcing_key(forcing))
+    return model.integrate(model.random_state(gen), spinup_steps)
 
 
-def nature_chunks(forcings, nx: int, dt: float, spinup_steps: int, cycles: int,
+def nature_chunks(models, forcings, seed: int, spinup_steps: int, cycles: int,
                   steps_per_cycle: int, chunk: int = 256) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(first_cycle, truth (n, n_forcings, nx))`` for cycles 1..cycles, ``chunk`` at a
-    time, so a long run never holds the whole trajectory in memory."""
-    f = np.asarray(forcings, dtype=np.float64)[:, None]
-    x = nature_initial_states(forcings, nx, dt, spinup_steps)
+    time, so a long run never holds the whole trajectory in memory. ``models[j]`` is the nature
+    model of ``forcings[j]``; ``truth`` is what DA sees of it (its observable)."""
+    states = [nature_initial_state(m, spinup_steps, seed, f) for m, f in zip(models, forcings)]
     for start in range(1, cycles + 1, chunk):
         n = min(chunk, cycles + 1 - start)
-        block = lorenz96.trajectory(x, f, dt, n * steps_per_cycle, every=steps_per_cycle)
-        x = block[-1]
-        yield start, block
+        blocks = []
+        for j, m in enumerate(models):
+            # The last stored observable is not the full state (hidden variables): advance the
+            # full state alongside, one cycle at a time.
+            out = np.empty((n, m.nx))
+            x = states[j]
+            for i in range(n):
+                x = m.integrate(x, steps_per_cycle)
+                out[i] = m.observable(x)
+            states[j] = x
+            blocks.append(out)
+        yield start, np.stack(blocks, axis=1)
 
 
-def initial_ensemble(members, nx: int, forcing: float, dt: float, spinup_steps: int,
-                     seed: int) -> np.ndarray:
-    """States ``(len(members), nx)`` of the (possibly biased) model: F + N(0, 1) per member,
-    spun up with the model's own F; member m's state depends only on (seed, m)."""
-    x0 = np.stack([forcing + rng.stream(seed, rng.Purpose.ENSEMBLE_INITIAL, m).standard_normal(nx)
-                   for m in members]) if len(members) else np.empty((0, nx))
-    return lorenz96.integrate(x0, forcing, dt, spinup_steps)
+def initial_ensemble(members, model, spinup_steps: int, seed: int) -> np.ndarray:
+    """States ``(len(members), state_size)`` of the (possibly biased) forecast model: a random
+    state per member (Lorenz-96: F + N(0, 1)), spun up with the model itself; member m's state
+    depends only on (seed, m)."""
+    if not len(members):
+        return np.empty((0, model.state_size))
+    x0 = np.stack([model.random_state(rng.stream(seed, rng.Purpose.ENSEMBLE_INITIAL, m))
+                   for m in members])
+    return model.integrate(x0, spinup_steps)

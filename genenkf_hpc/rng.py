@@ -27,7 +27,9 @@ class Purpose(IntEnum):
 
 
 def seed_sequence(seed: int, purpose: Purpose, *keys: int) -> np.random.SeedSequence:
-    return np.random.SeedSequence([int(seed), int(purpose), *(int(k) for k in keys)])
+    """The entropy ends with the number of keys: SeedSequence pads its entropy with zeros, so
+    without it ``(seed, purpose, m, 0)`` would be the same stream as ``(seed, purpose, m)``."""
+    return np.random.SeedSequence([int(seed), int(purpose), *(int(k) for k in keys), len(keys)])
 
 
 def stream(seed: int, purpose: Purpose, *keys: int) -> np.random.Generator:

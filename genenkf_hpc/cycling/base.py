@@ -31,14 +31,27 @@ from ..parallel.transpose import Transposer
 
 
 @dataclass
+class NatureInput:
+    """Truth and observations of one forcing, replicated on every rank: ``(cycles, nx)``."""
+
+    forcing: float
+    truth: np.ndarray
+    obs: np.ndarray
+    mask: np.ndarray
+    source: str  # the nature file, or "generated from the config"
+
+
+@dataclass
 class CycleContext:
-    """What a method sees: the config, the communicator and the layout of its ensemble."""
+    """What a method sees: the config, the communicator, the forecast model and the layout of
+    its ensemble."""
 
     cfg: Config
     comm: object              # parallel.comm.SerialComm | MPIComm
     transposer: Transposer    # members = method.members(), halo = method.halo_radius()
     mask: np.ndarray          # (nx,) bool, observed points
     obs_var: float            # observation error variance sigma^2 (R = obs_var I)
+    dynamics: object          # the forecast model (genenkf_hpc.dynamics.Dynamics)
     model_path: str | None = None  # --model FILE (diffusion checkpoint for genenkf)
     cache: dict = field(default_factory=dict)  # per-run constants (e.g. the local obs table)
 
@@ -94,6 +107,10 @@ class CyclingMethod:
         """``(k_local, nx)`` member block, or ``(nx,)`` simulation."""
         raise NotImplementedError
 
+    def forecast(self, ctx: CycleContext, state: np.ndarray, steps: int) -> np.ndarray:
+        """The state advanced by ``steps`` forecast-model steps (from cycle c-1 to c)."""
+        return ctx.dynamics.integrate(state, steps)
+
     def analyse(self, ctx: CycleContext, state: np.ndarray, obs: np.ndarray, cycle: int,
                 obs_history: np.ndarray) -> tuple[np.ndarray, Diagnostics]:
         """Analysis at ``cycle`` (1-based) of the forecast ``state`` with ``obs (nx,)`` (NaN where
@@ -115,9 +132,8 @@ class EnsembleMethod(CyclingMethod):
     state_kind = "ensemble"
 
     def initial_state(self, ctx: CycleContext) -> np.ndarray:
-        m = ctx.cfg.model
-        return osse.initial_ensemble(ctx.transposer.member_ids, m.nx, m.forcing, m.dt,
-                                     m.spinup_steps, ctx.cfg.osse.seed)
+        return osse.initial_ensemble(ctx.transposer.member_ids, ctx.dynamics,
+                                     ctx.cfg.model.spinup_steps, ctx.cfg.osse.seed)
 
 
 class SimulationMethod(CyclingMethod):
@@ -132,8 +148,7 @@ class SimulationMethod(CyclingMethod):
         return 1
 
     def initial_state(self, ctx: CycleContext) -> np.ndarray:
-        m = ctx.cfg.model
-        return osse.initial_ensemble([0], m.nx, m.forcing, m.dt, m.spinup_steps,
+        return osse.initial_ensemble([0], ctx.dynamics, ctx.cfg.model.spinup_steps,
                                      ctx.cfg.osse.seed)[0]
 
     def simulation_diagnostics(self, ctx: CycleContext, state: np.ndarray) -> Diagnostics:

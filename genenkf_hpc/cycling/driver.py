@@ -20,30 +20,19 @@ import numpy as np
 
 from .. import metrics
 from ..config import Config
-from ..dynamics import lorenz96
+from ..dynamics.from_config import forecast_model
 from ..errors import DivergenceError, UserError
 from ..io import analysis_file, restart
 from ..parallel.comm import collective_error, run_on_root
 from ..parallel.transpose import Transposer
 from . import records
 from .resume import load_restart, run_fingerprint, start_plan
-from .base import CycleContext
+from .base import CycleContext, NatureInput
 from .registry import method_class
 from .signals import StopRequest
 
 DIVERGENCE_LIMIT = 1.0e4  # |x| beyond this is an explosion (Lorenz-96 states stay within ~30)
 FAIL_HOOK = "GENENKF_FAIL_AT_CYCLE"  # "rank:cycle": raise there (tests of the abort path)
-
-
-@dataclass
-class NatureInput:
-    """Truth and observations of one forcing, replicated on every rank: ``(cycles, nx)``."""
-
-    forcing: float
-    truth: np.ndarray
-    obs: np.ndarray
-    mask: np.ndarray
-    source: str  # the nature file, or "generated from the config"
 
 
 @dataclass
@@ -65,7 +54,13 @@ def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path:
     method = method_class(method_name)(cfg, model_path)
     nx, cycles = cfg.model.nx, cfg.osse.cycles
     transposer = Transposer(comm, method.members(), nx, method.halo_radius(), nature.mask)
-    ctx = CycleContext(cfg, comm, transposer, nature.mask, cfg.osse.obs_sigma ** 2, model_path)
+    dynamics = forecast_model(cfg)
+    if dynamics.state_size != nx:
+        raise collective_error(UserError(
+            f"model.dynamics={cfg.model.dynamics!r} has a state of {dynamics.state_size} values "
+            f"for {nx} grid points: a forecast model's whole state must be what DA analyses"))
+    ctx = CycleContext(cfg, comm, transposer, nature.mask, cfg.osse.obs_sigma ** 2, dynamics,
+                       model_path)
     fingerprint = run_fingerprint(cfg, method_name, nature)
 
     plan = run_on_root(comm, lambda: start_plan(path, resume, fingerprint, method_name))
@@ -117,7 +112,7 @@ class _Loop:
 
     def run(self, state, history, start, stop, progress, log) -> Outcome:
         cfg, comm, t = self.cfg, self.comm, self.ctx.transposer
-        m, cycles, every = cfg.model, cfg.osse.cycles, cfg.run.checkpoint_every
+        cycles, every = cfg.osse.cycles, cfg.run.checkpoint_every
         owned = slice(*t.grid_range)
         self.bar = _progress_bar(comm, progress, cycles, start)
         self.pending, self.pending_first = [], start
@@ -126,7 +121,7 @@ class _Loop:
                 raise RuntimeError(f"injected failure ({FAIL_HOOK}) on rank {comm.rank} at "
                                    f"cycle {cycle}")
             tick = time.perf_counter()
-            state = lorenz96.integrate(state, m.forcing, m.dt, cfg.osse.steps_per_cycle)
+            state = self.method.forecast(self.ctx, state, cfg.osse.steps_per_cycle)
             bad_forecast = _bad(state)
             if bad_forecast:
                 # The ranks agree on divergence only at the end of the cycle (one Allreduce per

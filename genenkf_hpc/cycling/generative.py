@@ -117,19 +117,16 @@ class GenerativeEnKF(PseudoEnsembleMethod):
 
 
 def climatological_covariance(cfg) -> np.ndarray:
-    """Covariance ``(nx, nx)`` of the training distribution: ``dataset.trajectories`` runs of
-    the model (F = model.forcing) from random states, spun up, ``dataset.steps`` steps each —
-    the same distribution `genenkf dataset` samples, regenerated here so no file is needed."""
-    from ..dynamics import lorenz96
+    """Covariance ``(nx, nx)`` of the training distribution: up to 64 of the dataset's runs
+    (its source model, spun up, states every 5 cycles) — the same distribution `genenkf
+    dataset` samples, regenerated here so no file is needed."""
+    from ..workflows.dataset import simulate_trajectories, training_runs
 
-    m, d = cfg.model, cfg.dataset
-    n = min(d.trajectories, 64)
-    x = np.stack([m.forcing + rng.stream(d.seed, rng.Purpose.DATASET_INITIAL, i)
-                  .standard_normal(m.nx) for i in range(n)])
-    x = lorenz96.integrate(x, m.forcing, m.dt, d.spinup_steps)
-    states = lorenz96.trajectory(x, m.forcing, m.dt, min(d.steps, 500), every=5)
-    flat = states.reshape(-1, m.nx)
-    return np.cov(flat, rowvar=False)
+    model, every, spinup = training_runs(cfg)
+    d = cfg.dataset
+    states = simulate_trajectories(range(min(d.trajectories, 64)), model, spinup,
+                                   min(d.steps, 500) // 5, d.seed, every * 5)
+    return np.cov(states.reshape(-1, model.nx), rowvar=False)
 
 
 class GaussianPseudo(PseudoEnsembleMethod):

@@ -3,17 +3,14 @@ per-point diagnostics, the file attributes and ``summary.json`` (CONTRACT sectio
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import metrics
 from ..config import Config
 from ..io import analysis_file
-from .base import Diagnostics
+from .base import Diagnostics, NatureInput
 
-if TYPE_CHECKING:
-    from .driver import NatureInput
 
 FLUSH_EVERY = 64  # cycles buffered on rank 0 between writes to analysis.nc.partial
 

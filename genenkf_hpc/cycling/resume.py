@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,12 +14,12 @@ from ..errors import UserError
 from ..io import analysis_file, restart
 from ..parallel.comm import collective_error, run_on_root
 from ..parallel.transpose import Transposer
+from .base import NatureInput
 
-if TYPE_CHECKING:
-    from .driver import NatureInput
 
 # Config sections whose values change the numbers of an assimilation run.
-STATE_SECTIONS = ("model", "osse", "filter", "nudging", "generative", "network", "diffusion")
+STATE_SECTIONS = ("model", "nature", "osse", "filter", "nudging", "generative", "network",
+                  "diffusion")
 
 
 def run_fingerprint(cfg: Config, method_name: str, nature: NatureInput) -> str:

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
-from ..cycling.driver import NatureInput, Outcome, assimilate_forcing
+from ..cycling.base import NatureInput
+from ..cycling.driver import Outcome, assimilate_forcing
 from ..cycling.registry import check_method_name, method_names
 from ..cycling.signals import StopRequest
 from ..errors import UserError

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import osse, rng
 from ..config import load_config
-from ..dynamics import lorenz96
+from ..dynamics.from_config import forecast_model
 from ..parallel.comm import world
 from ..parallel.transpose import Transposer
 
@@ -130,7 +130,7 @@ def bench_letkf_parallel(args, cfg, comm) -> list[dict]:
                                                          taper=s["taper"], solve=s["solve"]))
     mask = osse.obs_mask(nx, s["obs_interval"])
     t = Transposer(comm, k, nx, s["radius"], mask)
-    ctx = CycleContext(sub, comm, t, mask, s["obs_sigma"] ** 2)
+    ctx = CycleContext(sub, comm, t, mask, s["obs_sigma"] ** 2, forecast_model(sub))
     block = _random_block(t.member_ids, nx, 1)
     obs = np.where(mask, 8.0 + rng.stream(2, rng.Purpose.BENCH, 0).standard_normal(nx), np.nan)
     times = np.empty((args.repeat + 1, 3))
@@ -169,13 +169,14 @@ def bench_forecast(args, cfg, comm) -> list[dict]:
     nx, k, steps = s["nx"], s["members"], args.steps
     t = Transposer(comm, k, nx)
     block = _random_block(t.member_ids, nx, 3)
-    dt, forcing = cfg.model.dt, cfg.model.forcing
-    lorenz96.integrate(block, forcing, dt, 1)  # warm-up
+    dt = cfg.model.dt
+    model = forecast_model(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, nx=nx)))
+    model.integrate(block, 1)  # warm-up
     times = []
     for _ in range(args.repeat):
         comm.barrier()
         t0 = time.perf_counter()
-        lorenz96.integrate(block, forcing, dt, steps)
+        model.integrate(block, steps)
         times.append(time.perf_counter() - t0)
     sec = float(np.median(times))
     per_rank = comm.gather({"rank": comm.rank, "members": t.k_local, "seconds": sec,

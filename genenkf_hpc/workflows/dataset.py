@@ -1,8 +1,13 @@
-"""``genenkf dataset``: Lorenz-96 trajectories for training the diffusion model.
+"""``genenkf dataset``: trajectories for training the diffusion model.
 
-Trajectory i starts from F + N(0, 1) noise drawn from ``rng.stream(seed, DATASET_INITIAL, i)``
-(F = model.forcing), is spun up for ``dataset.spinup_steps`` steps (discarded) and then stored
-for ``dataset.steps`` steps. Shards of ``dataset.shard_trajectories`` trajectories are spread
+The runs are of the forecast model (``dataset.source = "model"``, F = model.forcing, as in the
+paper) or of the nature model (``"nature"``: a reanalysis-like archive of the truth, with its
+own seeds and times, never those of a scored run). Trajectory i starts from a random state of
+that model drawn from ``rng.stream(seed, DATASET_INITIAL, i)`` (Lorenz-96: F + N(0, 1)), is spun
+up for ``dataset.spinup_steps`` forecast-model steps' worth of time (discarded) and then stores
+what DA sees of it once per cycle interval (``model.dt * osse.steps_per_cycle``), for
+``dataset.steps`` cycles: consecutive stored states are one analysis cycle apart, the spacing
+of the observation history in the cycle. Shards of ``dataset.shard_trajectories`` trajectories are spread
 over the MPI ranks in contiguous blocks; since each trajectory has its own stream, the files do
 not depend on the rank count. The train / val / test split is by trajectory (a permutation from
 ``rng.stream(seed, DATASET_SPLIT)``), never by time step. Normalisation statistics come from the
@@ -17,7 +22,7 @@ import numpy as np
 
 from .. import __version__, rng
 from ..config import Config
-from ..dynamics import lorenz96
+from ..dynamics.from_config import forecast_model, nature_clock, nature_model
 from ..errors import UserError
 from ..io import hdf5
 from ..parallel.decomposition import block_range
@@ -45,13 +50,28 @@ def split_trajectories(n: int, val_fraction: float, test_fraction: float,
             "test": sorted(int(i) for i in perm[n_val:n_val + n_test])}
 
 
-def simulate_trajectories(ids, nx: int, forcing: float, dt: float, spinup_steps: int,
-                          steps: int, seed: int) -> np.ndarray:
-    """States ``(len(ids), steps, nx)`` of the trajectories ``ids`` (pure; batched RK4)."""
-    x0 = np.stack([forcing + rng.stream(seed, rng.Purpose.DATASET_INITIAL, int(i))
-                   .standard_normal(nx) for i in ids])
-    x = lorenz96.integrate(x0, forcing, dt, spinup_steps)
-    return np.moveaxis(lorenz96.trajectory(x, forcing, dt, steps), 0, 1)
+def training_runs(cfg: Config):
+    """``(model, steps per stored state, spin-up steps)`` of the dataset's source."""
+    d, m, o = cfg.dataset, cfg.model, cfg.osse
+    if d.source == "model":
+        return forecast_model(cfg), o.steps_per_cycle, d.spinup_steps
+    if len(o.forcings) != 1:
+        raise UserError(f"dataset.source=\"nature\" needs a single osse.forcings entry (the "
+                        f"truth's F), got {o.forcings}")
+    model = nature_model(cfg, o.forcings[0])
+    clock = nature_clock(cfg)
+    ratio = clock.steps_per_cycle / o.steps_per_cycle  # nature steps per forecast-model step
+    return model, clock.steps_per_cycle, round(d.spinup_steps * ratio)
+
+
+def simulate_trajectories(ids, model, spinup_steps: int, steps: int, seed: int,
+                          every: int = 1) -> np.ndarray:
+    """States ``(len(ids), steps, nx)`` of the trajectories ``ids``, one stored every
+    ``every`` model steps (pure; the trajectories advance as one batch)."""
+    x0 = np.stack([model.random_state(rng.stream(seed, rng.Purpose.DATASET_INITIAL, int(i)))
+                   for i in ids])
+    x = model.integrate(x0, spinup_steps)
+    return np.moveaxis(model.trajectory(x, steps * every, every), 0, 1)
 
 
 def partial_stats(states: np.ndarray) -> np.ndarray:
@@ -71,17 +91,21 @@ def run(args, cfg: Config, ctx) -> int:
     splits = split_trajectories(n, d.val_fraction, d.test_fraction, d.seed)
     n_shards = -(-n // d.shard_trajectories)
     first, last = block_range(n_shards, comm.size, comm.rank)
-    ctx.log.info("dataset: %d trajectories x %d steps (nx=%d, F=%g, dt=%g), %d shards over %d "
-                 "rank(s) -> %s", n, d.steps, m.nx, m.forcing, m.dt, n_shards, comm.size,
-                 ctx.path)
+    model, every, spinup = training_runs(cfg)
+    info = model.describe()
+    forcing = info.get("forcing", m.forcing)
+    interval = m.dt * cfg.osse.steps_per_cycle
+    ctx.log.info("dataset: %d trajectories x %d states every %g time units of %s (%s, nx=%d, "
+                 "F=%g), %d shards over %d rank(s) -> %s", n, d.steps, interval,
+                 info["dynamics"], d.source, m.nx, forcing, n_shards, comm.size, ctx.path)
     train = set(splits["train"])
     stats = partial_stats(np.empty(0))
-    attrs = dict(nx=m.nx, dt=m.dt, forcing=m.forcing, seed=d.seed, spinup_steps=d.spinup_steps)
+    attrs = dict(nx=m.nx, dt=m.dt, interval=interval, forcing=forcing, seed=d.seed,
+                 spinup_steps=d.spinup_steps, source=d.source, dynamics=info["dynamics"])
     t0 = time.perf_counter()
     for s in range(first, last):
         ids = np.arange(s * d.shard_trajectories, min(n, (s + 1) * d.shard_trajectories))
-        states = simulate_trajectories(ids, m.nx, m.forcing, m.dt, d.spinup_steps, d.steps,
-                                       d.seed)
+        states = simulate_trajectories(ids, model, spinup, d.steps, d.seed, every)
         if not np.all(np.isfinite(states)):
             raise UserError(f"dataset: trajectory in shard {s} diverged (model.dt={m.dt} too "
                             "large?)")
@@ -100,7 +124,8 @@ def run(args, cfg: Config, ctx) -> int:
                                               min(n, (s + 1) * d.shard_trajectories)))}
                   for s in range(n_shards)]
         hdf5.write_metadata(ctx.path, {
-            "nx": m.nx, "dt": m.dt, "forcing": m.forcing, "seed": d.seed,
+            "nx": m.nx, "dt": m.dt, "interval": interval, "forcing": forcing, "seed": d.seed,
+            "source": d.source, "dynamics": info,
             "spinup_steps": d.spinup_steps, "steps": d.steps, "trajectories": n,
             "obs": {"interval": cfg.osse.obs_interval, "sigma": cfg.osse.obs_sigma,
                     "note": "drawn afresh at training time"},

@@ -1,7 +1,8 @@
 """``genenkf nature``: nature runs for every F in ``osse.forcings`` and their observations.
 
-Spin-up from the standard perturbed state, then ``osse.cycles`` cycles of ``steps_per_cycle``
-RK4 steps, all forcings advanced together as one batch, streamed to ``nature.nc`` in chunks.
+Spin-up from a random state of the nature model (``[nature]``, by default the forecast model
+with F_nature), then ``osse.cycles`` cycles of one cycle interval each, streamed to
+``nature.nc`` in chunks.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from .. import osse
 from ..config import Config
+from ..dynamics.from_config import nature_clock, nature_model
 from ..io.nature_file import NatureData, NatureWriter
 
 HELP = "nature runs (truth) and noisy observations -> nature.nc"
@@ -19,9 +21,13 @@ def add_arguments(parser) -> None:
 
 
 def nature_attrs(cfg: Config) -> dict:
+    """File attributes: the cycle clock in forecast-model steps (what assimilation checks) and
+    which dynamics made the truth."""
     return dict(dt=cfg.model.dt, steps_per_cycle=cfg.osse.steps_per_cycle,
                 obs_interval=cfg.osse.obs_interval, obs_sigma=cfg.osse.obs_sigma,
-                seed=cfg.osse.seed, spinup_steps=cfg.model.spinup_steps, nx=cfg.model.nx)
+                seed=cfg.osse.seed, spinup_steps=cfg.model.spinup_steps, nx=cfg.model.nx,
+                nature_dynamics=cfg.nature.dynamics or cfg.model.dynamics,
+                nature_dt=cfg.nature.dt or cfg.model.dt)
 
 
 def _observe_block(cfg: Config, forcings, first: int, truth: np.ndarray,
@@ -39,9 +45,10 @@ def simulate_nature(cfg: Config, forcings, cycles: int | None = None, chunk: int
     """Yield ``(first_cycle, truth, obs)`` blocks ``(n, n_forcings, nx)``."""
     cycles = cfg.osse.cycles if cycles is None else cycles
     mask = osse.obs_mask(cfg.model.nx, cfg.osse.obs_interval)
-    for first, truth in osse.nature_chunks(forcings, cfg.model.nx, cfg.model.dt,
-                                           cfg.model.spinup_steps, cycles,
-                                           cfg.osse.steps_per_cycle, chunk):
+    clock = nature_clock(cfg)
+    models = [nature_model(cfg, f) for f in forcings]
+    for first, truth in osse.nature_chunks(models, forcings, cfg.osse.seed, clock.spinup_steps,
+                                           cycles, clock.steps_per_cycle, chunk):
         yield first, truth, _observe_block(cfg, forcings, first, truth, mask)
 
 

@@ -6,6 +6,7 @@ import pytest
 from assim_utils import TINY
 from genenkf_hpc import osse, rng
 from genenkf_hpc.config import load_config
+from genenkf_hpc.dynamics.from_config import forecast_model
 from genenkf_hpc.cycling.base import CycleContext
 from genenkf_hpc.cycling.registry import method_class
 from genenkf_hpc.da import enkf, etkf, letkf, nudging
@@ -20,7 +21,7 @@ def _setup(name, *overrides):
     method = method_class(name)(cfg)
     mask = osse.obs_mask(cfg.model.nx, cfg.osse.obs_interval)
     t = Transposer(SerialComm(), method.members(), cfg.model.nx, method.halo_radius(), mask)
-    ctx = CycleContext(cfg, SerialComm(), t, mask, cfg.osse.obs_sigma ** 2)
+    ctx = CycleContext(cfg, SerialComm(), t, mask, cfg.osse.obs_sigma ** 2, forecast_model(cfg))
     state = method.initial_state(ctx)
     obs = np.where(mask, 8.0 + np.random.default_rng(1).standard_normal(cfg.model.nx), np.nan)
     return cfg, method, ctx, state, obs, np.flatnonzero(mask)

@@ -27,10 +27,11 @@ def test_cycle_by_hand(tmp_path):
     m, f = cfg.model, cfg.filter
     nature = nature_in_memory(cfg, 8.0)
     method = pseudo_method.NoisyPseudo(cfg)
-    x = osse.initial_ensemble([0], m.nx, m.forcing, m.dt, m.spinup_steps, cfg.osse.seed)[0]
+    model = lorenz96.Lorenz96(m.nx, m.dt, m.forcing)
+    x = osse.initial_ensemble([0], model, m.spinup_steps, cfg.osse.seed)[0]
     points, observed = np.arange(m.nx), np.flatnonzero(nature.mask)
     for cycle in (1, 2, 3):
-        x = lorenz96.integrate(x, m.forcing, m.dt, 1)
+        x = model.step(x)
         obs = nature.obs[cycle - 1]
         ens = method.sample_members(np.arange(5), cycle, x, obs[None])
         xa = letkf_analysis(ens, ens[:, observed], obs[observed], 1.0, points, observed, m.nx,

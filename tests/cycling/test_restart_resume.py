@@ -161,8 +161,10 @@ def test_resume_skips_finished_forcings(tmp_path):
 def test_resume_refuses_other_settings(tmp_path):
     base = ["assimilate", "-c", TINY, "--method", "letkf", "--out", tmp_path,
             "osse.forcings=[8.0]", "run.checkpoint_every=5", "osse.cycles=12"]
-    proc = genenkf_subprocess(*base, "model.dt=0.14", "model.spinup_steps=0")
-    assert proc.returncode == 2  # diverges at cycle 8, leaving the restart of cycle 5
+    # a run with another inflation fails at cycle 8 (injected), leaving the restart of cycle 5
+    proc = genenkf_subprocess(*base, "filter.inflation=1.3",
+                              env={**os.environ, "GENENKF_FAIL_AT_CYCLE": "0:8"})
+    assert proc.returncode == 1 and list((tmp_path / "restart").glob("restart_*.npz"))
     proc = genenkf_subprocess(*base, "--resume")
     assert_user_error(proc, "cannot resume from")
 
