@@ -103,8 +103,10 @@ class GenerativeEnKF(PseudoEnsembleMethod):
 
     def adjust_members(self, ctx, block, state):
         """``generative.recentre``: keep the pseudo-ensemble's anomalies (the diffusion model's
-        uncertainty) around the simulation forecast instead of its own mean, so the LETKF uses
-        the current observation once (the members were already conditioned on it)."""
+        uncertainty) around the simulation forecast instead of its own mean, so the background
+        mean no longer comes from the generator. The observation is still used twice: the
+        anomalies were conditioned on it too (their spread is the model's conditional spread
+        given y_t), and the LETKF assimilates y_t again (ALGORITHM.md section 10)."""
         if not self.cfg.generative.recentre:
             return block
         total = ctx.comm.Allreduce(block.sum(axis=0))

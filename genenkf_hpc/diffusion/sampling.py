@@ -60,15 +60,17 @@ def _x0_eps(schedule: Schedule, x: torch.Tensor, tt: torch.Tensor, eps: torch.Te
 
 def ddim_step(schedule: Schedule, x: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int,
               eta: float, noise: torch.Tensor | None, clip: float | None = None) -> torch.Tensor:
-    """x_t -> x_{t_prev} (Song et al. eq. 12), sigma = eta sqrt((1-a')/(1-a)) sqrt(1-a/a')."""
+    """x_t -> x_{t_prev} (Song et al. eq. 12), sigma = eta sqrt((1-a')/(1-a)) sqrt(1-a/a').
+
+    Without ``noise`` the step is the deterministic one (sigma = 0) whatever ``eta``: shrinking
+    the eps coefficient to sqrt(1 - a' - sigma^2) is only right when sigma z is added back."""
     tt = _full(t, x)
     a, ap = schedule.abar(tt, x), schedule.abar(_full(t_prev, x), x)
     x0, eps = _x0_eps(schedule, x, tt, eps, clip)
+    if eta <= 0 or noise is None:
+        return ap.sqrt() * x0 + (1 - ap).sqrt() * eps
     sigma = eta * ((1 - ap) / (1 - a) * (1 - a / ap)).clamp(min=0).sqrt()
-    out = ap.sqrt() * x0 + (1 - ap - sigma ** 2).clamp(min=0).sqrt() * eps
-    if eta > 0 and noise is not None:
-        out = out + sigma * noise
-    return out
+    return ap.sqrt() * x0 + (1 - ap - sigma ** 2).clamp(min=0).sqrt() * eps + sigma * noise
 
 
 def ddim_sample(eps_fn: EpsFn, schedule: Schedule, x: torch.Tensor, times: list[int],

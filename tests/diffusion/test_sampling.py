@@ -75,3 +75,19 @@ def test_member_noise_depends_only_on_its_generator():
     a = noise_for(3, 5, seed=10).draw()
     b = MemberNoise([torch.Generator().manual_seed(12)], (1, 5), dtype=torch.float64).draw()
     torch.testing.assert_close(a[2], b[0], rtol=0, atol=0)
+
+
+def test_ddim_step_without_noise_is_the_deterministic_step():
+    """eta > 0 with no noise drawn must not shrink the eps coefficient (a biased step)."""
+    from genenkf_hpc.diffusion.sampling import ddim_step
+
+    sch = Schedule(100, "cosine")
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 1, 8, generator=g, dtype=torch.float64)
+    eps = torch.randn(4, 1, 8, generator=g, dtype=torch.float64)
+    deterministic = ddim_step(sch, x, eps, 59, 49, 0.0, None)
+    torch.testing.assert_close(ddim_step(sch, x, eps, 59, 49, 0.7, None), deterministic,
+                               rtol=0, atol=0)
+    # with noise, eta still matters (and zero noise gives the shrunk, noiseless mean)
+    zero = torch.zeros_like(x)
+    assert not torch.allclose(ddim_step(sch, x, eps, 59, 49, 0.7, zero), deterministic)
