@@ -54,6 +54,7 @@ class CycleContext:
     dynamics: object          # the forecast model (genenkf_hpc.dynamics.Dynamics)
     model_path: str | None = None  # --model FILE (diffusion checkpoint for genenkf)
     cache: dict = field(default_factory=dict)  # per-run constants (e.g. the local obs table)
+    forcing_nature: float = float("nan")  # F of the nature run (what a model must fit)
 
     @property
     def nx(self) -> int:
@@ -98,6 +99,16 @@ class CyclingMethod:
     def settings(self) -> dict:
         """The method's parameters, recorded in summary.json."""
         return {}
+
+    def identity(self) -> dict:
+        """Inputs beyond the config that change the numbers (e.g. a model checkpoint's content
+        hash and step): hashed into the ``--resume`` fingerprint, recorded in summary.json and
+        in restart files. Plain JSON values; may be called before :meth:`setup`."""
+        return {}
+
+    def summary_fields(self) -> dict:
+        """Extra top-level entries of summary.json (after the run)."""
+        return self.identity()
 
     # -- life cycle
     def setup(self, ctx: CycleContext) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import rng
+from .. import logs, rng
 from ..errors import UserError
 from .base import CycleContext, PseudoEnsembleMethod
 
@@ -51,26 +51,51 @@ class GenerativeEnKF(PseudoEnsembleMethod):
     def _checkpoint_path(self) -> str:
         return self.model_path or self.cfg.generative.checkpoint
 
-    def setup(self, ctx: CycleContext) -> None:
-        from ..diffusion.bundle import load_bundle
+    def _checkpoint(self) -> tuple[dict, str]:
+        """The checkpoint dict and its content hash, read once per method object."""
+        if getattr(self, "_loaded", None) is None:
+            from ..io.checkpoint import content_hash, load_checkpoint
 
-        path = self._checkpoint_path()
-        if not path:
-            raise UserError("--method genenkf needs a trained model: pass --model FILE or set "
-                            "generative.checkpoint (a `genenkf train` checkpoint)")
+            path = self._checkpoint_path()
+            if not path:
+                raise UserError("--method genenkf needs a trained model: pass --model FILE or "
+                                "set generative.checkpoint (a `genenkf train` checkpoint)")
+            self._loaded = (load_checkpoint(path), content_hash(path))
+        return self._loaded
+
+    def identity(self) -> dict:
+        """The model's content hash and training step: --resume refuses another model."""
+        ckpt, sha256 = self._checkpoint()
+        return {"model_sha256": sha256, "model_step": int(ckpt.get("step", 0))}
+
+    def summary_fields(self) -> dict:
+        return {**self.identity(), "accepted_mismatches": [
+            m.to_dict() for m in getattr(self, "accepted_mismatches", [])]}
+
+    def setup(self, ctx: CycleContext) -> None:
         import torch
 
-        from ..parallel.environment import threads_per_process
+        from ..diffusion import compatibility
+        from ..diffusion.bundle import bundle_from_checkpoint
+        from ..parallel.comm import collective_error
+        from ..parallel.ddp import use_device
+        from ..parallel.environment import read_environment, threads_per_process
 
-        g = self.cfg.generative
+        g, path = self.cfg.generative, self._checkpoint_path()
         torch.set_num_threads(threads_per_process())
-        device = g.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.bundle = load_bundle(path, device=device, precision=g.precision)
-        if self.bundle.nx != ctx.nx:
-            raise UserError(f"model {path} was trained for nx={self.bundle.nx}, but "
-                            f"model.nx={ctx.nx}")
+        ckpt, _ = self._checkpoint()
+        experiment = compatibility.Experiment(self.cfg, ctx.mask, ctx.forcing_nature)
+        try:  # every rank of ctx.comm checks the same things: one collective error
+            self.accepted_mismatches = compatibility.check(ckpt, experiment, g.allow_mismatch,
+                                                           path)
+        except UserError as exc:
+            raise collective_error(exc, ctx.comm) from None
+        for m in self.accepted_mismatches if ctx.comm.rank == 0 else ():
+            logs.get_logger().warning("model %s used despite a mismatch (%s): %s", path,
+                                      compatibility.ALLOW_KEY, m.text)
+        # each rank of a multi-GPU job samples on its own GPU (its local rank)
+        device = use_device(g.device, read_environment().local_rank, "generative.device")
+        self.bundle = bundle_from_checkpoint(ckpt, str(device), g.precision, name=path)
         self.mask = ctx.mask
 
     def network_evaluations(self) -> int:

@@ -201,11 +201,24 @@ def world(environ=None) -> SerialComm | MPIComm:
     return MPIComm(MPI.COMM_WORLD)
 
 
-def collective_error(error: UserError) -> UserError:
-    """Mark a :class:`UserError` as raised by every rank at the same point, so the CLI reports
-    it once (rank 0) and lets all ranks exit with status 2 instead of aborting the job."""
+def collective_error(error: UserError, comm=None) -> UserError:
+    """Mark a :class:`UserError` as raised by every rank of ``comm`` at the same point, so the
+    CLI reports it once (rank 0) and lets all ranks exit with status 2 instead of aborting the
+    job. The mark keeps ``comm``'s size: the CLI trusts it only when that communicator spans
+    the whole job. An error of a one-rank communicator inside a larger job (a campaign runs
+    each assimilation on one rank) concerns that rank alone, and the job must be aborted
+    (:func:`is_collective`). Without ``comm`` the caller vouches that every rank raises it."""
     error.collective = True
+    error.collective_size = None if comm is None else comm.size
     return error
+
+
+def is_collective(error: BaseException, job_size: int) -> bool:
+    """True when ``error`` was raised by every rank of a job of ``job_size`` ranks."""
+    if not getattr(error, "collective", False):
+        return False
+    size = getattr(error, "collective_size", None)
+    return size is None or size == job_size
 
 
 def run_on_root(comm, fn, root: int = 0):
@@ -220,5 +233,5 @@ def run_on_root(comm, fn, root: int = 0):
             message = str(exc)
     message = comm.bcast(message, root=root)
     if message is not None:
-        raise collective_error(UserError(message))
+        raise collective_error(UserError(message), comm)
     return result

@@ -24,7 +24,7 @@ from ..errors import DivergenceError, UserError
 from ..io import figures
 from ..io.atomic import write_text
 from ..io.results import load_series, markdown_table, write_table_csv
-from ..parallel.comm import SerialComm
+from ..parallel.comm import SerialComm, run_on_root
 from .assimilate import load_nature
 
 HELP = "compare methods over F_nature -> results.csv/md, figures"
@@ -160,6 +160,7 @@ def run(args, cfg: Config, ctx) -> int:
         raise UserError("campaign includes genenkf: pass --model FILE or set "
                         "generative.checkpoint (a `genenkf train` checkpoint)")
     nature_path = Path(args.nature).resolve() if args.nature else None
+    run_on_root(comm, lambda: check_model_fits(cfg, entries, forcings, model, nature_path))
     best = {v.label: tune(cfg, v, forcings, out, comm, log, model, args.resume)
             for v in entries}
     tasks = [(v, f) for v in entries for f in forcings]
@@ -189,6 +190,24 @@ def run(args, cfg: Config, ctx) -> int:
     draw(cfg, tasks, rows, out)
     print(markdown_table(rows, COLUMNS[:7]), end="")
     return 0
+
+
+def check_model_fits(cfg: Config, entries, forcings, model, nature_path) -> None:
+    """Every Generative EnKF run of the campaign must fit the model (CONTRACT section 7).
+    Checked once before anything runs, by one rank for all: inside the runs, which are spread
+    over the ranks, a mismatch would stop one rank and the job would have to be aborted."""
+    from ..diffusion import compatibility
+    from ..io.checkpoint import load_checkpoint
+
+    runs = [(v, f) for v in entries if v.method == "genenkf" for f in forcings]
+    if not runs:
+        return
+    ckpt = load_checkpoint(model)
+    for v, f in runs:
+        run_cfg = with_overrides(cfg, v.overrides, f)
+        nature = load_nature(run_cfg, f, nature_path, SerialComm())
+        compatibility.check(ckpt, compatibility.Experiment(run_cfg, nature.mask, f),
+                            run_cfg.generative.allow_mismatch, model)
 
 
 def result_row(v: Variant, forcing: float, summary: dict, cfg: Config) -> dict:

@@ -36,12 +36,13 @@ from ..io import hdf5
 from ..io.atomic import write_json
 from ..io.losslog import write_loss_csv, write_loss_plot
 from ..parallel import ddp
+from ..parallel.comm import collective_error
 from ..parallel.decomposition import block_range
 from ..parallel.environment import threads_per_process
 from ..training import data as tdata
 from ..training import state as tstate
 from ..training import validation
-from ..training.step import StepParts, optimizer_step
+from ..training.step import StepParts, check_loss, optimizer_step
 
 HELP = "train the observation-conditioned diffusion model (DDP-ready) -> checkpoints/"
 CKPT_DIR = "checkpoints"
@@ -83,6 +84,21 @@ def run(args, cfg: Config, ctx) -> int:
         raise
     ddp.teardown(ds)
     return status
+
+
+def dataset_record(meta: dict, directory) -> dict:
+    """What the checkpoint keeps of the training data (``metadata.json`` of ``genenkf
+    dataset``): where it came from and what it was (model, F, time step, spacing of stored
+    states), for the model-experiment check."""
+    dynamics = meta.get("dynamics", "lorenz96")
+    return {"path": str(Path(directory).resolve()), "nx": int(meta["nx"]),
+            "dt": float(meta["dt"]),
+            # before `interval` was recorded, datasets stored consecutive model steps
+            "interval": float(meta.get("interval", meta["dt"])),
+            "forcing": float(meta["forcing"]), "seed": int(meta["seed"]),
+            "source": str(meta.get("source", "model")),
+            "dynamics": str(meta.get("dynamics_name") or (
+                dynamics.get("dynamics") if isinstance(dynamics, dict) else dynamics))}
 
 
 class _StopFlag:
@@ -144,18 +160,17 @@ class Trainer:
                     normalisation={**self.normaliser.to_dict(),
                                    **{k: float(v) for k, v in self.meta["normalisation"].items()
                                       if isinstance(v, (int, float))}},
-                    obs={"interval": cfg.osse.obs_interval, "sigma": cfg.osse.obs_sigma},
-                    dataset={"path": str(Path(self.args.data).resolve()),
-                             "nx": int(self.meta["nx"]), "dt": float(self.meta["dt"]),
-                             "forcing": float(self.meta["forcing"]),
-                             "seed": int(self.meta["seed"])})
+                    # what the model fits (diffusion/compatibility.py reads these)
+                    obs={"interval": cfg.osse.obs_interval, "sigma": cfg.osse.obs_sigma,
+                         "mask": [int(i) for i in np.flatnonzero(self.mask)]},
+                    dataset=dataset_record(self.meta, self.args.data))
 
     def _resume(self) -> None:
         path = self.ckpt_dir / ckpt_io.LATEST
         ck = ckpt_io.load_checkpoint(path)
         static = self._static()
         for key in ("arch", "diffusion", "obs"):
-            if ck.get(key) != static[key]:
+            if {k: ck.get(key, {}).get(k) for k in static[key]} != static[key]:
                 raise UserError(f"--resume: {path} was trained with {key}={ck.get(key)}, the "
                                 f"config now gives {static[key]}")
         if ck["normalisation"].get("lo") != static["normalisation"]["lo"] or \
@@ -208,11 +223,11 @@ class Trainer:
                 done += 1
                 want_stop = flag.signal is not None or (stop_at is not None
                                                         and self.step >= stop_at)
-                red = ddp.all_reduce_sum(torch.tensor([loss_sum, float(want_stop)],
-                                                      dtype=torch.float64), ds)
-                self._record(float(red[0]) / tc.batch_size, lr, val_cases)
+                loss_sum, stops = ddp.all_reduce_values([loss_sum, float(want_stop)], ds)
+                check_loss_collectively(loss_sum, self.step)
+                self._record(loss_sum / tc.batch_size, lr, val_cases)
                 bar.update(1)
-                if red[1] > 0 and self.step < tc.steps:
+                if stops > 0 and self.step < tc.steps:
                     stopped = flag.signal or (f"--stop-at {stop_at}" if stop_at is not None
                                               and self.step >= stop_at
                                               else "a signal on another rank")
@@ -278,6 +293,7 @@ class Trainer:
         cfg, tc = self.cfg, self.cfg.train
         rate = done * tc.batch_size / max(wall, 1e-9) / self.ds.world_size
         summary = {"steps": self.step, "ranks": self.ds.world_size, "device": str(self.ds.device),
+                   "backend": self.ds.backend, "bf16": self.bf16,
                    "final_loss": self.history[-1][1] if self.history else None,
                    "val_rmse": next((r[3] for r in reversed(self.history)
                                      if not math.isnan(r[3])), None),
@@ -301,6 +317,14 @@ class Trainer:
         self.log.info("trained %d steps in %.1f s (%.1f samples/s/rank); final loss %.4f; "
                       "checkpoint %s", done, wall, rate, summary["final_loss"] or math.nan,
                       self.ckpt_dir / ckpt_io.LATEST)
+
+
+def check_loss_collectively(loss_sum: float, step: int) -> None:
+    """The reduced loss is the same on every rank: a bad one is one collective error."""
+    try:
+        check_loss(loss_sum, step)
+    except UserError as exc:
+        raise collective_error(exc) from None
 
 
 class _NoBar:

@@ -81,7 +81,7 @@ def test_model_for_another_grid_is_refused(tmp_path, tiny_model):
     proc = subprocess.run(CLI + ["assimilate", *TINY, "--method", "genenkf", "--model",
                                  str(tiny_model), "--out", str(tmp_path), "model.nx=20"],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "nx=16" in proc.stderr and "model.nx=20" in proc.stderr
+    assert proc.returncode == 2 and "nx: model 16, experiment 20 (model.nx)" in proc.stderr
 
 
 def test_gaussian_pseudo_members_are_centred_on_the_simulation():
