@@ -221,17 +221,29 @@ def is_collective(error: BaseException, job_size: int) -> bool:
     return size is None or size == job_size
 
 
+class RootFailure(RuntimeError):
+    """Raised on the other ranks when ``run_on_root``'s function failed on the root with an
+    error other than a UserError (a bug, an OSError): they stop too instead of waiting."""
+
+
 def run_on_root(comm, fn, root: int = 0):
     """``fn()`` on ``root`` only (e.g. reading and validating an input file); a UserError it
-    raises is raised on every rank, collectively. Returns ``fn()``'s result on ``root``, None
-    elsewhere."""
-    result, message = None, None
+    raises is raised on every rank, collectively, and any other exception ends every rank
+    (the root re-raises it, the others raise :class:`RootFailure`): no rank waits for a root
+    that has gone. Returns ``fn()``'s result on ``root``, None elsewhere."""
+    result, failure = None, None
     if comm.rank == root:
         try:
             result = fn()
         except UserError as exc:
-            message = str(exc)
-    message = comm.bcast(message, root=root)
-    if message is not None:
-        raise collective_error(UserError(message), comm)
+            failure = ("user", str(exc))
+        except BaseException as exc:
+            comm.bcast(("other", f"{type(exc).__name__}: {exc}"), root=root)
+            raise
+    failure = comm.bcast(failure, root=root)
+    if failure is not None:
+        kind, message = failure
+        if kind == "user":
+            raise collective_error(UserError(message), comm)
+        raise RootFailure(f"rank {root} failed: {message}")
     return result
