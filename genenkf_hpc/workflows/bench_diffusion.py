@@ -73,8 +73,10 @@ def bench_sample(args, cfg: Config, comm) -> dict:
     state = cfg.model.forcing + g.standard_normal(nx)
     obs = np.where(mask, state + bundle.obs_sigma * g.standard_normal(nx), np.nan)
     first, last = block_range(k, comm.size, comm.rank)
+    # the Generative EnKF's own call (cycling/generative.py): same sampler settings
     kw = dict(sampler=gc.sampler, steps=steps, eta=gc.eta, guidance=gc.guidance,
-              ddib_state=state if gc.ddib else None, strength=gc.strength)
+              ddib_state=state if gc.ddib else None, strength=gc.strength,
+              inversion_refine=gc.inversion_refine, clip=gc.clip or None)
     sample_pseudo_ensemble(bundle, obs, mask, range(first, last), 0, 0, **kw)  # warm-up
     times, counter = [], _EvaluationCounter(bundle.net)
     for r in range(args.repeat):
@@ -93,7 +95,8 @@ def bench_sample(args, cfg: Config, comm) -> dict:
             "network_evaluations_per_member": rows / k,
             "network_passes_per_ensemble": comm.allreduce(counter.passes, op="max"),
             "members": k, "steps": steps, "sampler": gc.sampler, "eta": gc.eta,
-            "guidance": gc.guidance, "ddib": gc.ddib, "strength": gc.strength, "nx": nx,
+            "guidance": gc.guidance, "ddib": gc.ddib, "strength": gc.strength,
+            "inversion_refine": gc.inversion_refine, "clip": gc.clip, "nx": nx,
             "seq_len": bundle.seq_len, "precision": gc.precision, "device": str(device),
             "ranks": comm.size, "repeat": args.repeat,
             "parameters": sum(p.numel() for p in bundle.net.parameters()),
