@@ -69,10 +69,9 @@ def genenkf_settings() -> list[str]:
     campaign.method_overrides for genenkf), so this check runs what the results ran."""
     sys.path.insert(0, str(REPO))
     from genenkf_hpc.config import load_config
+    from genenkf_hpc.workflows.campaign import variants
 
-    cfg = load_config(PAPER)
-    return [item.partition(":")[2] for item in cfg.campaign.method_overrides
-            if item.partition(":")[0] == "genenkf"]
+    return next(v.overrides for v in variants(load_config(PAPER)) if v.label == "genenkf")
 
 
 class Check:
