@@ -6,7 +6,10 @@ pseudo-ensemble for this rank's member block, which the parallel LETKF of
 (ALGORITHM.md section 6).
 
 - ``genenkf``: members from the observation-conditioned diffusion model (Asahi et al. 2023),
-  by DDIM/DDPM from noise or by DDIB from the simulation state, with classifier-free guidance.
+  by DDIM/DDPM from noise, by DDIB or by stochastic (SDEdit) encoding of the simulation state,
+  with classifier-free guidance. In posterior mode (the paper's) the members are conditioned
+  on the observations up to the analysis time, so the LETKF uses the current one a second
+  time; in prior mode only on earlier ones, and the LETKF assimilates the current one once.
 - ``gaussian_pseudo``: members x_sim + scale L z with L L^T the climatological covariance of the
   training distribution (F = model.forcing trajectories, the [dataset] settings): what a
   pseudo-ensemble without the diffusion model achieves.
@@ -31,16 +34,25 @@ class GenerativeEnKF(PseudoEnsembleMethod):
 
     name = "genenkf"
 
+    def obs_lag(self) -> int:
+        """1 in prior mode: the members see the observations before the analysis time only."""
+        from ..diffusion.compatibility import experiment_obs_lag
+
+        return experiment_obs_lag(self.cfg)
+
     def history_length(self) -> int:
-        """The network's observation history (the checkpoint's, once loaded by setup)."""
+        """The network's observation history (the checkpoint's, once loaded by setup), plus the
+        current observation the prior mode leaves out."""
         bundle = getattr(self, "bundle", None)
-        return bundle.seq_len if bundle is not None else max(1, self.cfg.network.seq_len)
+        seq_len = bundle.seq_len if bundle is not None else max(1, self.cfg.network.seq_len)
+        return seq_len + self.obs_lag()
 
     def settings(self) -> dict:
         g = self.cfg.generative
         return {"checkpoint": self._checkpoint_path(), "sampler": g.sampler,
                 "sampling_steps": g.sampling_steps, "eta": g.eta, "guidance": g.guidance,
-                "ddib": g.ddib, "strength": g.strength, "alpha": g.alpha,
+                "mode": g.mode, "encoding": g.encoding, "strength": g.strength,
+                "alpha": g.alpha,
                 "use_ensemble_mean": g.use_ensemble_mean, "recentre": g.recentre,
                 "inversion_refine": g.inversion_refine, "clip": g.clip,
                 "precision": g.precision,
@@ -108,19 +120,21 @@ class GenerativeEnKF(PseudoEnsembleMethod):
             timesteps = self.bundle.schedule.timesteps
         ddpm = g.sampler == "ddpm" or g.sampling_steps >= timesteps
         steps = timesteps if ddpm else g.sampling_steps
-        n = len(strided_times(timesteps, steps, g.strength if g.ddib else 1.0))
-        inversion = n * (1 + g.inversion_refine) if g.ddib else 0
+        encoded = g.encoding != "noise"
+        n = len(strided_times(timesteps, steps, g.strength if encoded else 1.0))
+        inversion = n * (1 + g.inversion_refine) if g.encoding == "ddib" else 0
         return n + inversion
 
     def sample_members(self, member_ids, cycle, state, obs_history):
         from ..diffusion.bundle import sample_pseudo_ensemble
 
         g = self.cfg.generative
-        rows = obs_history[~np.all(np.isnan(obs_history), axis=1)]  # before the first cycles
+        seen = obs_history[:len(obs_history) - self.obs_lag()]  # prior mode: not y_t
+        rows = seen[~np.all(np.isnan(seen), axis=1)]  # NaN rows before the first cycles
         block = sample_pseudo_ensemble(
             self.bundle, rows, self.mask, member_ids, cycle, self.cfg.osse.seed,
             sampler=g.sampler, steps=g.sampling_steps, eta=g.eta, guidance=g.guidance,
-            ddib_state=state if g.ddib else None, strength=g.strength,
+            start_state=state, encoding=g.encoding, strength=g.strength,
             inversion_refine=g.inversion_refine, clip=g.clip or None)
         if not g.use_ensemble_mean:
             block = _blend_members(block, state, g.alpha)
@@ -128,10 +142,9 @@ class GenerativeEnKF(PseudoEnsembleMethod):
 
     def adjust_members(self, ctx, block, state):
         """``generative.recentre``: keep the pseudo-ensemble's anomalies (the diffusion model's
-        uncertainty) around the simulation forecast instead of its own mean, so the background
-        mean no longer comes from the generator. The observation is still used twice: the
-        anomalies were conditioned on it too (their spread is the model's conditional spread
-        given y_t), and the LETKF assimilates y_t again (ALGORITHM.md section 10)."""
+        uncertainty) around the simulation forecast instead of its own mean. In posterior mode
+        the anomalies were conditioned on the current observation too, so the LETKF still
+        uses it twice through them."""
         if not self.cfg.generative.recentre:
             return block
         total = ctx.comm.Allreduce(block.sum(axis=0))

@@ -89,6 +89,12 @@ def _mask_of(exp: Experiment) -> tuple[int, ...]:
     return tuple(int(i) for i in np.flatnonzero(exp.mask))
 
 
+def experiment_obs_lag(cfg) -> int:
+    """Cycles between the newest observation the members may see and the analysis time:
+    1 in prior mode (observations before t only), 0 in the paper's posterior mode."""
+    return 1 if cfg.generative.mode == "prior" else 0
+
+
 def _forcing_of(exp: Experiment, ckpt: dict) -> float:
     """The F the network must have seen: the forecast model's, or for a network trained on the
     nature model (a reanalysis) that of the nature run it is used in."""
@@ -130,6 +136,10 @@ def _show_points(points: tuple[int, ...]) -> str:
     return f"[{listed}] ({len(points)} points)"
 
 
+def _show_lag(lag: int) -> str:
+    return f"{lag} ({'prior' if lag else 'posterior'} mode)"
+
+
 def _always(ckpt: dict) -> bool:
     return True
 
@@ -161,6 +171,9 @@ REQUIREMENTS: tuple[Requirement, ...] = (
                 lambda e, c: float(e.cfg.osse.obs_sigma), "osse.obs_sigma", same=_close),
     Requirement("obs_mask", _model_mask, lambda e, c: _mask_of(e),
                 "the observed points of the nature run", show=_show_points),
+    # checkpoints before network.obs_lag: conditioned on the current observation (posterior)
+    Requirement("obs_lag", lambda c: int(c["obs"].get("lag", 0)),
+                lambda e, c: experiment_obs_lag(e.cfg), "generative.mode", show=_show_lag),
     Requirement("dt", lambda c: float(_dataset(c)["dt"]), lambda e, c: float(e.cfg.model.dt),
                 "model.dt", same=_close),
     # Only a network that sees an observation history knows its time spacing.

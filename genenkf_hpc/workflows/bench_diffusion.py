@@ -75,7 +75,7 @@ def bench_sample(args, cfg: Config, comm) -> dict:
     first, last = block_range(k, comm.size, comm.rank)
     # the Generative EnKF's own call (cycling/generative.py): same sampler settings
     kw = dict(sampler=gc.sampler, steps=steps, eta=gc.eta, guidance=gc.guidance,
-              ddib_state=state if gc.ddib else None, strength=gc.strength,
+              start_state=state, encoding=gc.encoding, strength=gc.strength,
               inversion_refine=gc.inversion_refine, clip=gc.clip or None)
     sample_pseudo_ensemble(bundle, obs, mask, range(first, last), 0, 0, **kw)  # warm-up
     times, counter = [], _EvaluationCounter(bundle.net)
@@ -95,7 +95,7 @@ def bench_sample(args, cfg: Config, comm) -> dict:
             "network_evaluations_per_member": rows / k,
             "network_passes_per_ensemble": comm.allreduce(counter.passes, op="max"),
             "members": k, "steps": steps, "sampler": gc.sampler, "eta": gc.eta,
-            "guidance": gc.guidance, "ddib": gc.ddib, "strength": gc.strength,
+            "guidance": gc.guidance, "encoding": gc.encoding, "strength": gc.strength,
             "inversion_refine": gc.inversion_refine, "clip": gc.clip, "nx": nx,
             "seq_len": bundle.seq_len, "precision": gc.precision, "device": str(device),
             "ranks": comm.size, "repeat": args.repeat,

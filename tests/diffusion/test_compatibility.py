@@ -68,6 +68,8 @@ def test_old_checkpoints_are_read_through_fallbacks(shipped):
     ("nx", ["model.nx=20"], "model 40", "experiment 20 (model.nx)"),
     ("obs_interval", ["osse.obs_interval=4"], "model 2", "experiment 4 (osse.obs_interval)"),
     ("obs_sigma", ["osse.obs_sigma=0.5"], "model 1", "experiment 0.5 (osse.obs_sigma)"),
+    ("obs_lag", ['generative.mode="prior"'], "model 0 (posterior mode)",
+     "experiment 1 (prior mode) (generative.mode)"),
     ("dt", ["model.dt=0.01", "osse.steps_per_cycle=5"], "model 0.05", "experiment 0.01"),
     ("history_interval", ["osse.steps_per_cycle=2"], "model 0.05", "experiment 0.1"),
     ("forcing", ["model.forcing=9.0"], "model 8", "experiment 9 (model.forcing)"),
