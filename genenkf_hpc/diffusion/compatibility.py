@@ -59,7 +59,8 @@ def _model_nx(ckpt: dict) -> int:
     return int(ckpt["arch"]["nx"])
 
 
-def _model_mask(ckpt: dict) -> tuple[int, ...]:
+def model_mask(ckpt: dict) -> tuple[int, ...]:
+    """The observed points the network was trained on."""
     obs = ckpt["obs"]
     if "mask" in obs:
         return tuple(int(i) for i in obs["mask"])
@@ -169,7 +170,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
                 lambda e, c: int(e.cfg.osse.obs_interval), "osse.obs_interval"),
     Requirement("obs_sigma", lambda c: float(c["obs"]["sigma"]),
                 lambda e, c: float(e.cfg.osse.obs_sigma), "osse.obs_sigma", same=_close),
-    Requirement("obs_mask", _model_mask, lambda e, c: _mask_of(e),
+    Requirement("obs_mask", model_mask, lambda e, c: _mask_of(e),
                 "the observed points of the nature run", show=_show_points),
     # checkpoints before network.obs_lag: conditioned on the current observation (posterior)
     Requirement("obs_lag", lambda c: int(c["obs"].get("lag", 0)),

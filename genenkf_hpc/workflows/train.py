@@ -101,6 +101,16 @@ def dataset_record(meta: dict, directory) -> dict:
                 dynamics.get("dynamics") if isinstance(dynamics, dict) else dynamics))}
 
 
+def trained_obs(ckpt: dict) -> dict:
+    """A checkpoint's observation settings, with what older checkpoints did not record filled
+    in as they trained (lag 0, every interval-th point observed)."""
+    from ..diffusion.compatibility import model_mask
+
+    obs = ckpt["obs"]
+    return {"interval": obs["interval"], "sigma": obs["sigma"], "lag": int(obs.get("lag", 0)),
+            "mask": list(model_mask(ckpt))}
+
+
 class _StopFlag:
     """Set by SIGTERM / SIGUSR1; the loop checkpoints at the next step boundary."""
 
@@ -170,9 +180,11 @@ class Trainer:
         path = self.ckpt_dir / ckpt_io.LATEST
         ck = ckpt_io.load_checkpoint(path)
         static = self._static()
+        trained = {"arch": ck.get("arch"), "diffusion": ck.get("diffusion"),
+                   "obs": trained_obs(ck) if "obs" in ck else None}
         for key in ("arch", "diffusion", "obs"):
-            if {k: ck.get(key, {}).get(k) for k in static[key]} != static[key]:
-                raise UserError(f"--resume: {path} was trained with {key}={ck.get(key)}, the "
+            if trained[key] != static[key]:
+                raise UserError(f"--resume: {path} was trained with {key}={trained[key]}, the "
                                 f"config now gives {static[key]}")
         if ck["normalisation"].get("lo") != static["normalisation"]["lo"] or \
                 ck["normalisation"].get("hi") != static["normalisation"]["hi"]:
