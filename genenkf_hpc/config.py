@@ -126,6 +126,9 @@ class GenerativeConfig:
                         choices=("float32", "float64"))
     device: str = _f("cpu", "torch device for sampling (cpu, cuda, auto: GPU <local rank> "
                      "when there is one)")
+    fixed_batch: int = _f(0, "network calls on batches of exactly this many states, padded "
+                          "(0: a rank's whole member block at once); > 0 makes float32 "
+                          "pseudo-ensembles independent of the rank count", min=0)
     allow_mismatch: list[str] = _f([], "keys on which the model may differ from the experiment "
                                    "on purpose (e.g. [\"obs_sigma\"]; docs/diffusion.md)")
     gaussian_scale: float = _f(0.5, "gaussian_pseudo: spread scale of the climatological "

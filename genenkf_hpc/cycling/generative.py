@@ -55,7 +55,7 @@ class GenerativeEnKF(PseudoEnsembleMethod):
                 "alpha": g.alpha,
                 "use_ensemble_mean": g.use_ensemble_mean, "recentre": g.recentre,
                 "inversion_refine": g.inversion_refine, "clip": g.clip,
-                "precision": g.precision,
+                "precision": g.precision, "fixed_batch": g.fixed_batch,
                 "radius": self.cfg.filter.radius, "taper": self.cfg.filter.taper,
                 "inflation": self.cfg.filter.inflation, "rtps": self.cfg.filter.rtps,
                 "network_evaluations_per_cycle": self.network_evaluations()}
@@ -135,7 +135,7 @@ class GenerativeEnKF(PseudoEnsembleMethod):
             self.bundle, rows, self.mask, member_ids, cycle, self.cfg.osse.seed,
             sampler=g.sampler, steps=g.sampling_steps, eta=g.eta, guidance=g.guidance,
             start_state=state, encoding=g.encoding, strength=g.strength,
-            inversion_refine=g.inversion_refine, clip=g.clip or None)
+            inversion_refine=g.inversion_refine, clip=g.clip or None, batch_rows=g.fixed_batch)
         if not g.use_ensemble_mean:
             block = _blend_members(block, state, g.alpha)
         return block

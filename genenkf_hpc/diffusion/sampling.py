@@ -133,6 +133,32 @@ def ddpm_sample(eps_fn: EpsFn, schedule: Schedule, x: torch.Tensor, noise: Membe
     return x
 
 
+def fixed_batches(net, rows: int):
+    """``net`` called on batches of exactly ``rows`` states (the last one padded with zeros),
+    or ``net`` itself for ``rows = 0``. CPU convolution kernels choose their blocking by the
+    batch size, so in float32 a state's network output differs (by ~1e-6) with the number of
+    states sharing its call; with a fixed batch it does not, and a rank sampling members
+    [a, b) gets bit for bit what one process gets (the padding costs < ``rows`` states per
+    call)."""
+    if rows <= 0:
+        return net
+
+    def pad(v: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        if v is None or n == 0:
+            return v
+        return torch.cat([v, v.new_zeros((n,) + tuple(v.shape[1:]))])
+
+    def call(x, t, cond=None, drop=None):
+        out = []
+        for a in range(0, x.shape[0], rows):
+            b = min(a + rows, x.shape[0])
+            n = rows - (b - a)
+            part = (pad(v[a:b] if v is not None else None, n) for v in (x, t, cond, drop))
+            out.append(net(*part)[:b - a])
+        return torch.cat(out)
+    return call
+
+
 def guided_eps_fn(net, schedule: Schedule, objective: str, cond: torch.Tensor,
                   scale: float) -> EpsFn:
     """Classifier-free guidance: eps = eps_u + s (eps_c - eps_u), eps_u from the NULL condition

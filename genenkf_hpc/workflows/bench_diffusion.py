@@ -76,7 +76,8 @@ def bench_sample(args, cfg: Config, comm) -> dict:
     # the Generative EnKF's own call (cycling/generative.py): same sampler settings
     kw = dict(sampler=gc.sampler, steps=steps, eta=gc.eta, guidance=gc.guidance,
               start_state=state, encoding=gc.encoding, strength=gc.strength,
-              inversion_refine=gc.inversion_refine, clip=gc.clip or None)
+              inversion_refine=gc.inversion_refine, clip=gc.clip or None,
+              batch_rows=gc.fixed_batch)
     sample_pseudo_ensemble(bundle, obs, mask, range(first, last), 0, 0, **kw)  # warm-up
     times, counter = [], _EvaluationCounter(bundle.net)
     for r in range(args.repeat):
@@ -96,7 +97,8 @@ def bench_sample(args, cfg: Config, comm) -> dict:
             "network_passes_per_ensemble": comm.allreduce(counter.passes, op="max"),
             "members": k, "steps": steps, "sampler": gc.sampler, "eta": gc.eta,
             "guidance": gc.guidance, "encoding": gc.encoding, "strength": gc.strength,
-            "inversion_refine": gc.inversion_refine, "clip": gc.clip, "nx": nx,
+            "inversion_refine": gc.inversion_refine, "clip": gc.clip,
+            "fixed_batch": gc.fixed_batch, "nx": nx,
             "seq_len": bundle.seq_len, "precision": gc.precision, "device": str(device),
             "ranks": comm.size, "repeat": args.repeat,
             "parameters": sum(p.numel() for p in bundle.net.parameters()),
