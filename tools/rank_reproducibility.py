@@ -2,6 +2,8 @@
 
     .venv/bin/python tools/rank_reproducibility.py --out runs/repro            # 720 cycles
     .venv/bin/python tools/rank_reproducibility.py --out runs/repro --cycles 50 --ranks 3
+    .venv/bin/python tools/rank_reproducibility.py --out runs/repro --ranks 3 \
+        --precisions float32 --set generative.fixed_batch=8
 
 Runs ``genenkf assimilate -c configs/paper.toml --method genenkf --model
 models/l96_paper_small.pt`` with the paper campaign's Generative EnKF settings (its
@@ -39,8 +41,10 @@ MODEL = REPO / "models" / "l96_paper_small.pt"
 MARKS = (10, 50, 100, 200, 400, 720)  # cycles at which the running maximum is reported
 
 
-def assimilate_argv(out: Path, precision: str, cycles: int, forcing: float) -> list[str]:
+def assimilate_argv(out: Path, precision: str, cycles: int, forcing: float,
+                    extra: list[str] = ()) -> list[str]:
     settings = next(v.overrides for v in variants(load_config(PAPER)) if v.label == "genenkf")
+    settings = [*settings, *extra]
     return ["assimilate", "-c", str(PAPER), "--method", "genenkf", "--model", str(MODEL),
             "--out", str(out), "--resume", f"osse.forcings=[{forcing}]",
             f"osse.cycles={cycles}", f"osse.burn_in={min(200, cycles // 4)}",
@@ -55,14 +59,18 @@ def main(argv=None) -> int:
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--forcing", type=float, default=10.0)
     parser.add_argument("--precisions", nargs="+", default=["float32", "float64"])
+    parser.add_argument("--set", nargs="*", default=[], metavar="section.key=value",
+                        help="more overrides of both runs (e.g. generative.fixed_batch=8); "
+                        "their runs get their own directories")
     args = parser.parse_args(argv)
+    tag = "".join("_" + item.replace("=", "").split(".")[-1] for item in args.set)
     out = Path(args.out).resolve()
     env = mpi_env({"OMP_NUM_THREADS": "1"})
     for precision in args.precisions:
         runs = {}
         for ranks in (1, args.ranks):
-            run_dir = out / f"{precision}_ranks{ranks}"
-            cmd = assimilate_argv(run_dir, precision, args.cycles, args.forcing)
+            run_dir = out / f"{precision}{tag}_ranks{ranks}"
+            cmd = assimilate_argv(run_dir, precision, args.cycles, args.forcing, args.set)
             full = [sys.executable, "-m", "genenkf_hpc", *cmd] if ranks == 1 else \
                 mpi_command(ranks, cmd)
             proc = subprocess.run(full, env=env, cwd=REPO, capture_output=True, text=True)
@@ -76,7 +84,8 @@ def main(argv=None) -> int:
         rmse = {r: json.loads((runs[r] / "summary.json").read_text())["rmse"]
                 for r in (1, args.ranks)}
         print(json.dumps({
-            "precision": precision, "ranks": [1, args.ranks], "cycles": args.cycles,
+            "precision": precision, "overrides": args.set, "ranks": [1, args.ranks],
+            "cycles": args.cycles,
             "forcing_nature": args.forcing, "max_abs_diff": float(running[-1]),
             "max_abs_diff_up_to": {str(c): float(running[c - 1]) for c in MARKS
                                    if c <= args.cycles},
