@@ -87,6 +87,24 @@ class FilterConfig:
     rtpp: float = _f(0.0, "relaxation to prior perturbations (0..1)", min=0.0, max=1.0)
     solve: str = _f("auto", "LETKF local solve", choices=("auto", "ensemble", "observation"))
     center_perturbations: bool = _f(True, "EnKF: remove the mean of the obs perturbations")
+    additive: float = _f(0.0, "additive inflation: standard deviation per grid point of the "
+                         "random perturbations added to every background member (0: off)",
+                         min=0.0)
+    additive_covariance: str = _f("identity", "additive inflation: covariance shape of the "
+                                  "perturbations (identity, or the climatological covariance "
+                                  "of the dataset's runs scaled to unit mean variance)",
+                                  choices=("identity", "climatological"))
+
+
+@dataclass
+class ParamestConfig:
+    """letkf_paramest: every member carries its own forcing F, analysed with the state."""
+
+    spread: float = _f(1.0, "standard deviation of the members' initial F around model.forcing",
+                       min_exclusive=0.0)
+    min_spread: float = _f(0.1, "conditional covariance inflation: the F ensemble's standard "
+                           "deviation is inflated back to this whenever it falls below",
+                           min=0.0)
 
 
 @dataclass
@@ -211,6 +229,7 @@ SECTIONS: dict[str, type] = {
     "osse": OsseConfig,
     "filter": FilterConfig,
     "nudging": NudgingConfig,
+    "paramest": ParamestConfig,
     "generative": GenerativeConfig,
     "dataset": DatasetConfig,
     "network": NetworkConfig,
@@ -228,6 +247,7 @@ class Config:
     osse: OsseConfig = field(default_factory=OsseConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     nudging: NudgingConfig = field(default_factory=NudgingConfig)
+    paramest: ParamestConfig = field(default_factory=ParamestConfig)
     generative: GenerativeConfig = field(default_factory=GenerativeConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)

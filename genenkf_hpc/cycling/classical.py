@@ -11,6 +11,9 @@ and back; the analysis kernels are the pure functions of :mod:`genenkf_hpc.da`:
 - enkf: the same with perturbed observations; member m's perturbations of all observations come
   from ``rng.stream(osse.seed, ENKF_OBS_PERTURBATION, m, cycle)`` on the rank owning m, and
   travel with the ensemble through the transpose.
+
+The three ensemble filters first add ``filter.additive`` inflation to the background
+(:mod:`.model_error`); their settings (summary.json) record every [filter] key they use.
 """
 from __future__ import annotations
 
@@ -18,6 +21,9 @@ import numpy as np
 
 from .. import rng
 from .base import (CycleContext, Diagnostics, EnsembleMethod, SimulationMethod, local_letkf)
+from .model_error import perturb_background
+
+ADDITIVE_KEYS = ("additive", "additive_covariance")
 
 
 class NoDA(SimulationMethod):
@@ -57,11 +63,12 @@ class LETKF(EnsembleMethod):
         return self.cfg.filter.radius
 
     def settings(self) -> dict:
-        return _filter_settings(self.cfg, ("radius", "taper", "inflation", "rtps", "rtpp", "solve"))
+        return _filter_settings(self.cfg, ("radius", "taper", "inflation", "rtps", "rtpp", "solve")
+                                + ADDITIVE_KEYS)
 
     def analyse(self, ctx, state, obs, cycle, obs_history):
         t = ctx.transposer
-        xa = local_letkf(ctx, t.to_grid(state), obs)
+        xa = local_letkf(ctx, t.to_grid(perturb_background(ctx, state, cycle)), obs)
         return t.to_members(xa), Diagnostics(ensemble=xa)
 
 
@@ -90,13 +97,13 @@ class ETKF(EnsembleMethod):
     name = "etkf"
 
     def settings(self) -> dict:
-        return _filter_settings(self.cfg, ("inflation", "rtps", "rtpp"))
+        return _filter_settings(self.cfg, ("inflation", "rtps", "rtpp") + ADDITIVE_KEYS)
 
     def analyse(self, ctx, state, obs, cycle, obs_history):
         from ..da import etkf
 
         t, k = ctx.transposer, ctx.transposer.members
-        xb = t.to_grid(state)
+        xb = t.to_grid(perturb_background(ctx, state, cycle))
         yb, yo, _ = _owned_obs(ctx, xb, obs)
         gram, proj = etkf.obs_space_sums(yb, yo, ctx.obs_var)
         sums = ctx.comm.Allreduce(np.concatenate([np.ravel(gram), np.ravel(proj)]))
@@ -112,7 +119,8 @@ class EnKF(EnsembleMethod):
     name = "enkf"
 
     def settings(self) -> dict:
-        return _filter_settings(self.cfg, ("inflation", "rtps", "rtpp", "center_perturbations"))
+        return _filter_settings(self.cfg, ("inflation", "rtps", "rtpp", "center_perturbations")
+                                + ADDITIVE_KEYS)
 
     def perturbations(self, ctx: CycleContext, cycle: int) -> np.ndarray:
         """This rank's members' observation perturbations ``(k_local, nx)`` (zero where not
@@ -132,7 +140,7 @@ class EnKF(EnsembleMethod):
         from ..da import enkf
 
         t, k = ctx.transposer, ctx.transposer.members
-        xb = t.to_grid(state)
+        xb = t.to_grid(perturb_background(ctx, state, cycle))
         yb, yo, observed = _owned_obs(ctx, xb, obs)
         eps = t.to_grid(self.perturbations(ctx, cycle))[:, observed]
         if self.cfg.filter.center_perturbations:

@@ -18,8 +18,8 @@ from .base import NatureInput
 
 
 # Config sections whose values change the numbers of an assimilation run.
-STATE_SECTIONS = ("model", "nature", "osse", "filter", "nudging", "generative", "network",
-                  "diffusion")
+STATE_SECTIONS = ("model", "nature", "osse", "filter", "nudging", "paramest", "generative",
+                  "network", "diffusion")
 
 
 def run_fingerprint(cfg: Config, method_name: str, nature: NatureInput) -> str:
