@@ -77,6 +77,11 @@ class CyclingMethod:
 
     name: ClassVar[str] = ""
     state_kind: ClassVar[str] = "ensemble"  # or "simulation"
+    # The config sections whose values change the method's numbers (the run fingerprint that
+    # --resume checks); "dataset" for anything built from the training distribution.
+    fingerprint_sections: ClassVar[tuple[str, ...]] = (
+        "model", "nature", "osse", "filter", "nudging", "paramest", "generative", "network",
+        "diffusion", "dataset")
 
     def __init__(self, cfg: Config, model_path: str | None = None):
         self.cfg = cfg

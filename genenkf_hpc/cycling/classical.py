@@ -24,12 +24,15 @@ from .base import (CycleContext, Diagnostics, EnsembleMethod, SimulationMethod, 
 from .model_error import perturb_background
 
 ADDITIVE_KEYS = ("additive", "additive_covariance")
+# What the classical methods read ("dataset": the climatological additive-inflation shape).
+CLASSICAL_SECTIONS = ("model", "nature", "osse", "filter", "nudging", "dataset")
 
 
 class NoDA(SimulationMethod):
     """Free run of the simulation model (no observations used)."""
 
     name = "noda"
+    fingerprint_sections = CLASSICAL_SECTIONS
 
     def analyse(self, ctx, state, obs, cycle, obs_history):
         return state, self.simulation_diagnostics(ctx, state)
@@ -39,6 +42,7 @@ class Nudging(SimulationMethod):
     """x <- (1 - alpha) x + alpha y at the observed points (``nudging.alpha``)."""
 
     name = "nudging"
+    fingerprint_sections = CLASSICAL_SECTIONS
 
     def settings(self) -> dict:
         return {"alpha": self.cfg.nudging.alpha}
@@ -58,6 +62,7 @@ class LETKF(EnsembleMethod):
     """Local ETKF (Hunt et al. 2007), parallel over grid blocks with an observation halo."""
 
     name = "letkf"
+    fingerprint_sections = CLASSICAL_SECTIONS
 
     def halo_radius(self) -> float:
         return self.cfg.filter.radius
@@ -95,6 +100,7 @@ class ETKF(EnsembleMethod):
     """Global ETKF (symmetric square root); ensemble-space sums reduced with Allreduce."""
 
     name = "etkf"
+    fingerprint_sections = CLASSICAL_SECTIONS
 
     def settings(self) -> dict:
         return _filter_settings(self.cfg, ("inflation", "rtps", "rtpp") + ADDITIVE_KEYS)
@@ -117,6 +123,7 @@ class EnKF(EnsembleMethod):
     """Stochastic EnKF with perturbed observations (Burgers et al. 1998), global."""
 
     name = "enkf"
+    fingerprint_sections = CLASSICAL_SECTIONS
 
     def settings(self) -> dict:
         return _filter_settings(self.cfg, ("inflation", "rtps", "rtpp", "center_perturbations")

@@ -32,7 +32,7 @@ import numpy as np
 from .. import rng
 from ..errors import UserError
 from .base import CycleContext, Diagnostics, local_letkf, local_table
-from .classical import LETKF
+from .classical import CLASSICAL_SECTIONS, LETKF
 from .model_error import perturb_background
 
 
@@ -61,6 +61,7 @@ class LETKFParamEst(LETKF):
     """LETKF + online estimation of the global forcing F (module doc)."""
 
     name = "letkf_paramest"
+    fingerprint_sections = CLASSICAL_SECTIONS + ("paramest",)
 
     def settings(self) -> dict:
         p = self.cfg.paramest
