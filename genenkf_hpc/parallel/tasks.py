@@ -27,11 +27,20 @@ def longest_first(costs: Sequence[float], ranks: int) -> list[list[int]]:
     return out
 
 
-def run_spread(comm, tasks: Sequence, fn: Callable, costs: Sequence[float]) -> list:
+def run_spread(comm, tasks: Sequence, fn: Callable, costs: Sequence[float],
+               progress: Callable | None = None) -> list:
     """``fn(task)`` for this rank's share of ``tasks`` (:func:`longest_first` on ``costs``);
-    every rank returns all the results, in task order (collective: one allgather)."""
+    every rank returns all the results, in task order (collective: one allgather).
+    ``progress(done, total, cost_done, cost_total)`` is called after each of this rank's
+    tasks."""
     mine = longest_first(costs, comm.size)[comm.rank]
-    done = {i: fn(tasks[i]) for i in mine}
+    total = sum(max(float(costs[i]), 0.0) for i in mine)
+    done, spent = {}, 0.0
+    for i in mine:
+        done[i] = fn(tasks[i])
+        spent += max(float(costs[i]), 0.0)
+        if progress is not None:
+            progress(len(done), len(mine), spent, total)
     merged: dict[int, object] = {}
     for part in comm.allgather(done):
         merged.update(part)

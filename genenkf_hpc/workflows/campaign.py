@@ -91,7 +91,7 @@ def run(args, cfg: Config, ctx) -> int:
             return tune(cfg, task[0], task[1], out, runner.run, log)
         return score(task)
 
-    done = run_spread(comm, phase1, phase1_task, costs)
+    done = run_spread(comm, phase1, phase1_task, costs, _progress(log, "phase 1", comm.rank))
     tuning = [r for (kind, _), r in zip(phase1, done) if kind == "tune"]
     chosen = {(r.label, r.forcing): r.overrides for r in tuning}
     # Phase 2: the tuned entries with their chosen settings.
@@ -100,7 +100,8 @@ def run(args, cfg: Config, ctx) -> int:
     costs = [runner.cost(cfg, e, run_dir(e.label, f, s)) for e, f, s, _ in tuned]
     summaries = dict(zip([(t[0].label, t[1], t[2]) for t in fixed + tuned],
                          [r for (kind, _), r in zip(phase1, done) if kind == "score"]
-                         + run_spread(comm, tuned, score, costs)))
+                         + run_spread(comm, tuned, score, costs,
+                                      _progress(log, "phase 2", comm.rank))))
     if not ctx.is_main:
         return 0
     rows = [result_row(e, f, s, summaries[e.label, f, s], run_config(cfg, e.overrides))
@@ -116,6 +117,14 @@ def run(args, cfg: Config, ctx) -> int:
                            "spread_ratio": a["spread_ratio"], "seeds": a["n"]} for a in aggs],
                          ["method", "F", "rmse", "rmse_std", "spread_ratio", "seeds"]), end="")
     return 0
+
+
+def _progress(log, phase: str, rank: int):
+    """Rank 0 reports its share (the other ranks' logs are quiet; their shares are balanced)."""
+    def report(done: int, total: int, spent: float, planned: float) -> None:
+        log.info("%s: %d of rank %d's %d tasks done (%.0f%% of its estimated work)", phase,
+                 done, rank, total, 100.0 * spent / planned if planned else 100.0)
+    return report
 
 
 def _model_path(args, cfg: Config, entries: list[Entry]) -> str | None:

@@ -46,3 +46,9 @@ def test_expensive_runs_are_not_queued_on_one_rank():
 
 def test_run_spread_returns_every_result_in_task_order():
     assert run_spread(SerialComm(), ["a", "bb", "ccc"], len, [1, 3, 2]) == [1, 2, 3]
+
+
+def test_progress_reports_each_task_and_the_share_of_the_estimated_work():
+    calls = []
+    run_spread(SerialComm(), [1, 2, 3], str, [1.0, 3.0, 2.0], lambda *a: calls.append(a))
+    assert calls == [(1, 3, 3.0, 6.0), (2, 3, 5.0, 6.0), (3, 3, 6.0, 6.0)]  # longest first
