@@ -98,10 +98,10 @@ def run(args, cfg: Config, ctx) -> int:
     tuned = [(e, f, s, chosen[e.label, f]) for e in entries if e.grid for f in forcings
              for s in seeds]
     costs = [runner.cost(cfg, e, run_dir(e.label, f, s)) for e, f, s, _ in tuned]
-    summaries = dict(zip([(t[0].label, t[1], t[2]) for t in fixed + tuned],
-                         [r for (kind, _), r in zip(phase1, done) if kind == "score"]
-                         + run_spread(comm, tuned, score, costs,
-                                      _progress(log, "phase 2", comm.rank))))
+    tuned_done = run_spread(comm, tuned, score, costs, _progress(log, "phase 2", comm.rank))
+    fixed_done = [r for (kind, _), r in zip(phase1, done) if kind == "score"]
+    summaries = {(e.label, f, s): summary for (e, f, s, _), summary
+                 in zip(fixed + tuned, fixed_done + tuned_done)}
     if not ctx.is_main:
         return 0
     rows = [result_row(e, f, s, summaries[e.label, f, s], run_config(cfg, e.overrides))
