@@ -31,7 +31,7 @@ from ..io.results import markdown_table, write_table_csv
 from ..parallel.comm import SerialComm
 from ..parallel.tasks import run_spread
 from .assimilate import load_nature
-from .campaign_entries import Entry, campaign_entries, run_config, scored_seeds
+from .campaign_entries import BUILT_IN, Entry, campaign_entries, run_config, scored_seeds
 from .campaign_report import COLUMNS, aggregate, draw, result_row, results_markdown
 from .campaign_tuning import TUNING_COLUMNS, tune, tuning_rows
 
@@ -53,6 +53,10 @@ def add_arguments(parser) -> None:
                         "seed only)")
     parser.add_argument("--resume", action="store_true",
                         help="keep finished runs in --out and continue interrupted ones")
+    parser.epilog = ((parser.epilog or "") + " Entries (campaign.methods): registered methods, "
+                     "the built-in tuned entries " + ", ".join(BUILT_IN) + ", and labels of "
+                     "campaign.variants ('label:base'); campaign.seeds scores several seeds. "
+                     "See docs/baselines.md.")
 
 
 def run(args, cfg: Config, ctx) -> int:
