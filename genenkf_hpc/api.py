@@ -127,8 +127,9 @@ def campaign(cfg: Config | str | Path | None = None, out: str | Path | None = No
              model: str | Path | None = None, nature=None, resume: bool = False):
     """Every method of ``campaign.methods`` for every F in ``osse.forcings`` on the same truth,
     as ``genenkf campaign`` (per-run directories, ``results.csv``, ``results.md`` and figures in
-    ``out``). Returns the results table as an ``xarray.Dataset`` over ``(method, forcing)``
-    (``rmse``, ``spread``, ``spread_ratio``, ``crps``, ``wall_seconds``, ...)."""
+    ``out``). Returns the results table as an ``xarray.Dataset`` over ``(da_method, forcing)``
+    (``rmse``, ``spread``, ``spread_ratio``, ``crps``, ``wall_seconds``, ...), e.g.
+    ``table.rmse.sel(da_method="letkf")``."""
     from .workflows.campaign import run_campaign
 
     cfg = _validated(cfg)
@@ -234,21 +235,24 @@ _RESULT_ATTRS = {
     "model_steps_per_cycle": ("1", "forecast-model steps per cycle (all members)"),
     "network_evaluations_per_cycle": ("1", "diffusion network passes per cycle"),
     "settings": ("1", "the method's settings"),
-    "method": ("1", "DA method (campaign label)"),
+    "da_method": ("1", "DA method (campaign label)"),
     "forcing": ("1", "forcing F of the nature run"),
     "seed": ("1", "seed of the OSSE"),
 }
 
 
 def _results_table(rows: list[dict], run_dir: Path):
-    """The campaign's rows as a Dataset over (method, forcing[, seed]), in campaign order."""
+    """The campaign's rows as a Dataset over (da_method, forcing[, seed]), in campaign order.
+    results.csv's ``method`` column is the ``da_method`` dimension: xarray's ``sel`` and
+    ``reindex`` take a ``method`` argument of their own."""
     import pandas as pd
     import xarray as xr
 
-    frame = pd.DataFrame(rows).rename(columns={"forcing_nature": "forcing"})
-    keys = [k for k in ("method", "forcing", "seed") if k in frame.columns]
+    frame = pd.DataFrame(rows).rename(columns={"forcing_nature": "forcing",
+                                               "method": "da_method"})
+    keys = [k for k in ("da_method", "forcing", "seed") if k in frame.columns]
     table = xr.Dataset.from_dataframe(frame.set_index(keys))
-    table = table.reindex(method=list(dict.fromkeys(frame["method"])))
+    table = table.reindex({"da_method": list(dict.fromkeys(frame["da_method"]))})
     for name in table.variables:
         units, long_name = _RESULT_ATTRS.get(name, ("1", name.replace("_", " ")))
         table[name].attrs.update(units=units, long_name=long_name)
