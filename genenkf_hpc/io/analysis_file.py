@@ -35,9 +35,9 @@ _LONG_NAMES = {
     "obs": "observation (NaN where not observed)",
     "analysis_mean": "analysis ensemble mean",
     "analysis_spread": "analysis ensemble standard deviation",
-    "rmse": "root-mean-square error of the analysis mean against the truth",
-    "spread": "sqrt of the grid-mean analysis ensemble variance",
-    "crps": "continuous ranked probability score of the analysis ensemble (grid mean)",
+    "rmse": "RMSE of the analysis mean against the truth",
+    "spread": "analysis spread (sqrt of the grid-mean ensemble variance)",
+    "crps": "CRPS of the analysis ensemble (grid mean)",
 }
 
 
