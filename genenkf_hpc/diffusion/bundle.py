@@ -17,7 +17,7 @@ from .. import rng
 from ..errors import UserError
 from .conditioning import Normaliser, condition_from_obs
 from .sampling import (MemberNoise, ddim_invert, ddim_sample, ddpm_sample, guided_eps_fn,
-                       strided_times)
+                       stochastic_encode, strided_times)
 from .schedule import Schedule
 from .unet import UNet1D, UNetArgs
 
@@ -36,18 +36,20 @@ class ModelBundle:
     seq_len: int
     obs_interval: int
     obs_sigma: float
+    obs_lag: int = 0  # 1: conditioned on observations before the generated state (prior mode)
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
     info: dict = field(default_factory=dict)
 
 
 def build_bundle(net: UNet1D, schedule: Schedule, objective: str, normaliser: Normaliser,
-                 obs_interval: int, obs_sigma: float, info: dict | None = None) -> ModelBundle:
+                 obs_interval: int, obs_sigma: float, info: dict | None = None,
+                 obs_lag: int = 0) -> ModelBundle:
     p = next(net.parameters())
     return ModelBundle(net=net.eval(), schedule=schedule, objective=objective,
                        normaliser=normaliser, nx=net.args.nx, seq_len=net.args.seq_len,
-                       obs_interval=obs_interval, obs_sigma=obs_sigma, device=p.device,
-                       dtype=p.dtype, info=dict(info or {}))
+                       obs_interval=obs_interval, obs_sigma=obs_sigma, obs_lag=obs_lag,
+                       device=p.device, dtype=p.dtype, info=dict(info or {}))
 
 
 def bundle_from_checkpoint(ckpt: dict, device: str = "cpu", precision: str = "float32",
@@ -72,7 +74,8 @@ def bundle_from_checkpoint(ckpt: dict, device: str = "cpu", precision: str = "fl
     net = net.to(device=torch.device(device), dtype=DTYPES[precision])
     return build_bundle(net, Schedule(int(diff["timesteps"]), str(diff["schedule"])),
                         str(diff["objective"]), norm, int(obs["interval"]), float(obs["sigma"]),
-                        info={"step": int(ckpt.get("step", 0)), "source": name})
+                        info={"step": int(ckpt.get("step", 0)), "source": name},
+                        obs_lag=int(obs.get("lag", 0)))
 
 
 def load_bundle(path, device: str = "cpu", precision: str = "float32") -> ModelBundle:
@@ -87,31 +90,49 @@ def member_generators(seed: int, members, cycle: int) -> list[torch.Generator]:
                                                          int(m), int(cycle))) for m in members]
 
 
+ENCODINGS = ("noise", "ddib", "sdedit")
+
+
 @torch.inference_mode()
-def sample_normalised(bundle: ModelBundle, cond: torch.Tensor, generators, *, sampler: str,
-                      steps: int, eta: float, guidance: float, x_start: torch.Tensor | None = None,
+def sample_normalised(bundle: ModelBundle, cond: torch.Tensor | None, generators, *,
+                      sampler: str, steps: int, eta: float, guidance: float,
+                      x_start: torch.Tensor | None = None, encoding: str = "noise",
                       strength: float = 1.0, refine: int = 2,
                       clip: float | None = 1.0) -> torch.Tensor:
-    """Core sampler in normalised units: ``cond (1 or k, 2S, nx)``, one generator per row ->
-    ``(k, 1, nx)``. With ``x_start (1, 1, nx)`` (normalised state) it runs DDIB: deterministic
-    inversion with guidance 1 to t_s = strength T (``refine`` fixed-point iterations per step,
-    see :func:`ddim_invert`), then guided decoding from there. ``clip``: bound of the x0
-    predictions in normalised units (1.0 = the training data's range), None for no clipping."""
+    """Core sampler in normalised units: ``cond (1 or k, 2S, nx)`` (None: unconditional), one
+    generator per row -> ``(k, 1, nx)``. How the reverse process starts (``encoding``):
+
+    - ``"noise"``: from pure noise at T (``x_start`` unused);
+    - ``"ddib"``: deterministic DDIM inversion of ``x_start (1, 1, nx)`` with guidance 1 to
+      t_s = strength T (``refine`` fixed-point iterations per step, see :func:`ddim_invert`),
+      the same start for every member;
+    - ``"sdedit"``: stochastic encoding (Meng et al. 2022, SDEdit): ``x_start`` noised to t_s
+      with fresh noise per member, q(x_{t_s} | x_start), so the members are samples of the
+      conditional distribution near ``x_start``; ``strength`` sets how far.
+
+    Then guided decoding from t_s (DDIM with ``eta`` or DDPM). ``clip``: bound of the x0
+    predictions in normalised units (1.0 = the training data's range), None for no clipping.
+    """
     sch, k = bundle.schedule, len(generators)
     dev, dt = bundle.device, bundle.dtype
+    if cond is None:  # no observation yet: the unconditional model (the learned null)
+        cond, guidance = torch.zeros(1, 2 * bundle.seq_len, bundle.nx), 0.0
     cond = cond.to(device=dev, dtype=dt)
     noise = MemberNoise(generators, (1, bundle.nx), dtype=dt, device=dev)
     ddpm = sampler == "ddpm" or steps >= sch.timesteps
+    encoded = x_start is not None and encoding != "noise"
     times = strided_times(sch.timesteps, sch.timesteps if ddpm else steps,
-                          strength if x_start is not None else 1.0)
+                          strength if encoded else 1.0)
     eps_fn = guided_eps_fn(bundle.net, sch, bundle.objective, cond, guidance)
-    if x_start is None:
+    if not encoded:
         x = noise.draw()
-    else:
+    elif encoding == "ddib":
         # Inversion is deterministic and identical for all members: run it once (batch 1).
         invert_fn = guided_eps_fn(bundle.net, sch, bundle.objective, cond[:1], 1.0)
         x = ddim_invert(invert_fn, sch, x_start.to(device=dev, dtype=dt), times, refine)
         x = x.expand(k, -1, -1).clone()
+    else:  # sdedit: q(x_t | x_start) with each member's own noise
+        x = stochastic_encode(sch, x_start.to(device=dev, dtype=dt), times[-1], noise.draw())
     if ddpm:
         return ddpm_sample(eps_fn, sch, x, noise, t_start=times[-1], clip=clip)
     return ddim_sample(eps_fn, sch, x, times, eta, noise, clip=clip)
@@ -119,15 +140,19 @@ def sample_normalised(bundle: ModelBundle, cond: torch.Tensor, generators, *, sa
 
 def sample_pseudo_ensemble(bundle: ModelBundle, obs, mask, members, cycle: int, seed: int, *,
                            sampler: str = "ddim", steps: int = 100, eta: float = 0.3,
-                           guidance: float = 3.0, ddib_state=None, strength: float = 1.0,
-                           inversion_refine: int = 2, clip: float | None = 1.0) -> np.ndarray:
+                           guidance: float = 3.0, start_state=None, encoding: str = "noise",
+                           strength: float = 1.0, inversion_refine: int = 2,
+                           clip: float | None = 1.0) -> np.ndarray:
     """Pseudo-ensemble ``(len(members), nx)`` float64, physical units.
 
     obs: ``(nx,)`` or ``(n, nx)`` history (oldest first), NaN allowed where not observed;
+    ``None`` or no rows: no observation to condition on (the unconditional model);
     mask: ``(nx,)`` or ``(n, nx)`` bool; members: member ids (e.g. this rank's block);
-    ddib_state: ``(nx,)`` simulation state to start from (DDIB), else pure noise;
-    strength: DDIB inversion depth t_s / T in (0, 1] (smaller: closer to ddib_state);
-    inversion_refine: fixed-point iterations per inversion step (0: classic DDIM inversion);
+    start_state: ``(nx,)`` simulation state the members start from, with ``encoding``
+    ``"ddib"`` (deterministic inversion, then decoding) or ``"sdedit"`` (noised to the start
+    time with fresh noise per member, then decoded); ``"noise"`` ignores it;
+    strength: start time t_s / T in (0, 1] of the encodings (smaller: closer to start_state);
+    inversion_refine: DDIB fixed-point iterations per inversion step (0: classic inversion);
     clip: x0 predictions are clamped to [-clip, clip] in normalised units while decoding; 1.0 is
     exactly the training data's range [min, max] (None: no clipping).
     Sampler ``ddpm`` (or steps >= T) is ancestral sampling over every step; ``ddim`` uses
@@ -138,19 +163,23 @@ def sample_pseudo_ensemble(bundle: ModelBundle, obs, mask, members, cycle: int, 
         return np.empty((0, bundle.nx))
     if sampler not in ("ddim", "ddpm"):
         raise UserError(f"sampler={sampler!r}: expected ddim or ddpm")
+    if encoding not in ENCODINGS:
+        raise UserError(f"encoding={encoding!r}: expected one of {', '.join(ENCODINGS)}")
     if steps < 1:
         raise UserError(f"sampling steps={steps}: must be >= 1")
     if not 0.0 < strength <= 1.0:
         raise UserError(f"strength={strength}: must be in (0, 1]")
-    cond = condition_from_obs(obs, mask, bundle.normaliser, bundle.seq_len, bundle.nx)
+    has_obs = obs is not None and np.size(obs) > 0
+    cond = condition_from_obs(obs, mask, bundle.normaliser, bundle.seq_len, bundle.nx) \
+        if has_obs else None
     x_start = None
-    if ddib_state is not None:
-        state = np.asarray(ddib_state, dtype=np.float64)
+    if start_state is not None and encoding != "noise":
+        state = np.asarray(start_state, dtype=np.float64)
         if state.shape != (bundle.nx,):
-            raise UserError(f"DDIB state has shape {state.shape}, expected ({bundle.nx},)")
+            raise UserError(f"start state has shape {state.shape}, expected ({bundle.nx},)")
         x_start = torch.as_tensor(bundle.normaliser.forward(state))[None, None]
     x = sample_normalised(bundle, cond, member_generators(seed, members, cycle),
                           sampler=sampler, steps=steps, eta=eta, guidance=guidance,
-                          x_start=x_start, strength=strength, refine=inversion_refine,
-                          clip=clip)
+                          x_start=x_start, encoding=encoding, strength=strength,
+                          refine=inversion_refine, clip=clip)
     return bundle.normaliser.inverse(x[:, 0].to(torch.float64).cpu().numpy())
