@@ -1,4 +1,4 @@
-"""docs/examples/quickstart.py runs as a script: the table and both figures, nothing else written."""
+"""docs/examples/quickstart.py runs as a script: the table, both figures, nothing else written."""
 import os
 import subprocess
 import sys
