@@ -2,6 +2,7 @@
 
     genenkf campaign -c configs/paper.toml --out runs/paper       # model: generative.checkpoint
     mpiexec -n 2 genenkf campaign -c configs/paper.toml --out runs/paper --resume
+    gk.campaign("configs/paper.toml", out="runs/paper")            # Python API: run_campaign
 
 For each seed in ``campaign.seeds`` (or ``osse.seed``) and each F in ``osse.forcings``, one
 nature run (truth + observations: every entry sees the same) and, for each entry
@@ -60,16 +61,36 @@ def add_arguments(parser) -> None:
 
 
 def run(args, cfg: Config, ctx) -> int:
+    nature = Path(args.nature).resolve() if args.nature else None
+    rows = run_campaign(cfg, ctx, model=args.model, nature=nature, resume=args.resume)
+    if ctx.is_main:
+        aggs = aggregate(rows)
+        print(markdown_table([{"method": a["method"], "F": a["forcing_nature"],
+                               "rmse": a["rmse"], "rmse_std": a["rmse_std"],
+                               "spread_ratio": a["spread_ratio"], "seeds": a["n"]}
+                              for a in aggs],
+                             ["method", "F", "rmse", "rmse_std", "spread_ratio", "seeds"]),
+              end="")
+    return 0
+
+
+def run_campaign(cfg: Config, ctx, *, model=None, nature=None, resume: bool = False
+                 ) -> list[dict]:
+    """Every entry for every forcing and seed into the run directory ``ctx.path``: per-run
+    directories, then (rank 0) results.csv, results.md, tuning.csv and the figures. Returns the
+    result rows (results.csv's columns; ``seed`` only with several seeds) on every rank.
+    ``nature``: None (generated), a nature file or an ``xarray.Dataset`` (one seed only)."""
     comm, log, out = ctx.comm, ctx.log, ctx.path
     forcings = list(cfg.osse.forcings)
     seeds = scored_seeds(cfg)
     entries = campaign_entries(cfg)
-    model = _model_path(args, cfg, entries)
-    nature_path = Path(args.nature).resolve() if args.nature else None
-    if nature_path and len(seeds) > 1:
-        raise UserError(f"--nature {args.nature} holds one seed's truth, but campaign.seeds="
-                        f"{seeds}: drop --nature to generate each seed's nature run")
-    runner = _Runner(nature_path, log, model, args.resume)
+    model = _model_path(model, cfg, entries)
+    if nature is not None and len(seeds) > 1:
+        given = nature if isinstance(nature, (str, Path)) else "an xarray.Dataset"
+        raise UserError(f"the nature run given ({given}) holds one seed's truth, but "
+                        f"campaign.seeds={seeds}: leave it out to generate each seed's nature "
+                        "run")
+    runner = _Runner(nature, log, model, resume)
 
     def run_dir(label: str, forcing: float, seed: int) -> Path:
         return out / label / (f"seed{seed}" if len(seeds) > 1 else "") / f"F{forcing:g}"
@@ -106,21 +127,19 @@ def run(args, cfg: Config, ctx) -> int:
     fixed_done = [r for (kind, _), r in zip(phase1, done) if kind == "score"]
     summaries = {(e.label, f, s): summary for (e, f, s, _), summary
                  in zip(fixed + tuned, fixed_done + tuned_done)}
-    if not ctx.is_main:
-        return 0
     rows = [result_row(e, f, s, summaries[e.label, f, s], run_config(cfg, e.overrides))
             for e in entries for f in forcings for s in seeds]
-    aggs = aggregate(rows)
-    write_table_csv(out / "results.csv", rows, COLUMNS)
-    if tuning:
-        write_table_csv(out / "tuning.csv", tuning_rows(tuning), TUNING_COLUMNS)
-    write_text(out / "results.md", results_markdown(cfg, rows, aggs, seeds, tuning, entries))
-    draw(cfg, rows, aggs, run_dir, out, seeds[0])
-    print(markdown_table([{"method": a["method"], "F": a["forcing_nature"],
-                           "rmse": a["rmse"], "rmse_std": a["rmse_std"],
-                           "spread_ratio": a["spread_ratio"], "seeds": a["n"]} for a in aggs],
-                         ["method", "F", "rmse", "rmse_std", "spread_ratio", "seeds"]), end="")
-    return 0
+    if ctx.is_main:
+        aggs = aggregate(rows)
+        write_table_csv(out / "results.csv", rows, COLUMNS)
+        if tuning:
+            write_table_csv(out / "tuning.csv", tuning_rows(tuning), TUNING_COLUMNS)
+        write_text(out / "results.md", results_markdown(cfg, rows, aggs, seeds, tuning, entries))
+        draw(cfg, rows, aggs, run_dir, out, seeds[0])
+    # The rank histograms stay in the files; with one seed the rows need no seed (the API's
+    # table is then over (da_method, forcing), with several over (da_method, forcing, seed)).
+    keys = [k for k in COLUMNS if k != "seed" or len(seeds) > 1]
+    return [{k: r[k] for k in keys} for r in rows]
 
 
 def _progress(log, phase: str, rank: int):
@@ -131,16 +150,16 @@ def _progress(log, phase: str, rank: int):
     return report
 
 
-def _model_path(args, cfg: Config, entries: list[Entry]) -> str | None:
-    """``--model`` or ``generative.checkpoint`` (already absolute when it came from a config
-    file); checked before any run when an entry needs it."""
-    model = args.model or cfg.generative.checkpoint or None
+def _model_path(given, cfg: Config, entries: list[Entry]) -> str | None:
+    """``--model`` (``given``) or ``generative.checkpoint`` (already absolute when it came from
+    a config file); checked before any run when an entry needs it."""
+    model = str(given) if given else cfg.generative.checkpoint or None
     needs = [e.label for e in entries if e.method == "genenkf"]
     if needs and not model:
         raise UserError(f"campaign includes {', '.join(needs)}: pass --model FILE or set "
                         "generative.checkpoint (a `genenkf train` checkpoint)")
     if needs and not Path(model).is_file():
-        key = "--model" if args.model else "generative.checkpoint"
+        key = "--model" if given else "generative.checkpoint"
         raise UserError(f"{key}={model}: no such file (campaign entries {', '.join(needs)} "
                         "need a trained model)")
     return model
@@ -169,8 +188,8 @@ class _Runner:
     """Runs one assimilation on this rank alone, with the nature runs cached per rank (every
     candidate of a tuning search shares its truth)."""
 
-    def __init__(self, nature_path, log, model, resume: bool):
-        self.nature_path, self.log, self.model, self.resume = nature_path, log, model, resume
+    def __init__(self, nature, log, model, resume: bool):
+        self.nature, self.log, self.model, self.resume = nature, log, model, resume
         self.natures: dict[str, object] = {}
 
     def cost(self, cfg: Config, entry: Entry, path: Path) -> float:
@@ -184,7 +203,7 @@ class _Runner:
         data = cfg.to_dict()
         key = json.dumps({s: data[s] for s in ("model", "nature", "osse")}, sort_keys=True)
         if key not in self.natures:
-            self.natures[key] = load_nature(cfg, forcing, self.nature_path, comm)
+            self.natures[key] = load_nature(cfg, forcing, self.nature, comm)
         outcome = assimilate_forcing(cfg, method, self.natures[key], path, comm, self.log,
                                      resume=self.resume, model_path=self.model, progress=False)
         write_text(path / "config.toml", to_toml(cfg))  # the run's exact settings, beside it
