@@ -254,3 +254,17 @@ def test_missing_checkpoint_is_named_before_any_run(tmp_path):
     assert proc.stderr.strip() == (f"error: generative.checkpoint={tmp_path}/models/none.pt: no "
                                    "such file (campaign entries genenkf need a trained model)")
     assert not (tmp_path / "out" / "noda").exists()
+
+
+def test_python_api_table_has_a_seed_dimension_with_several_seeds(tmp_path):
+    import genenkf_hpc as gk
+
+    cfg = gk.load_config(CONFIGS / "tiny.toml", 'campaign.methods=["noda", "letkf"]',
+                         "campaign.seeds=[0, 1]", "osse.cycles=16")
+    table = gk.campaign(cfg, out=tmp_path)
+    assert table.rmse.dims == ("da_method", "forcing", "seed")
+    assert list(table.seed.values) == [0, 1]
+    for row in read_rows(tmp_path / "results.csv"):
+        value = table.rmse.sel(da_method=row["method"], forcing=float(row["forcing_nature"]),
+                               seed=int(row["seed"]))
+        assert float(value) == float(row["rmse"])
