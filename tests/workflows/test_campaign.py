@@ -194,6 +194,17 @@ def test_variants_apply_their_overrides_on_top_of_their_base(seeds_dir):
     assert wide["filter"]["taper"] == "gaspari_cohn"  # the built-in entry's own override
 
 
+def test_resume_skips_every_finished_run_with_seeds_and_variants(seeds_dir):
+    summaries = sorted(seeds_dir.rglob("summary.json"))
+    before = {p: p.stat().st_mtime_ns for p in summaries}
+    table = (seeds_dir / "results.csv").read_text()
+    proc = _campaign(seeds_dir, SEEDS + ["--resume"])
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(seeds_dir.rglob("summary.json")) == summaries  # tuning candidates included
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+    assert (seeds_dir / "results.csv").read_text() == table
+
+
 @pytest.mark.slow
 @pytest.mark.mpi
 def test_two_ranks_give_the_one_process_results(seeds_dir, tmp_path):
