@@ -69,9 +69,10 @@ def genenkf_settings() -> list[str]:
     campaign.method_overrides for genenkf), so this check runs what the results ran."""
     sys.path.insert(0, str(REPO))
     from genenkf_hpc.config import load_config
-    from genenkf_hpc.workflows.campaign import variants
+    from genenkf_hpc.workflows.campaign_entries import campaign_entries
 
-    return next(v.overrides for v in variants(load_config(PAPER)) if v.label == "genenkf")
+    return next(e.overrides for e in campaign_entries(load_config(PAPER))
+                if e.label == "genenkf")
 
 
 class Check:

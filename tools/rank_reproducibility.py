@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from genenkf_hpc.config import load_config  # noqa: E402
 from genenkf_hpc.io.analysis_file import read_analysis  # noqa: E402
-from genenkf_hpc.workflows.campaign import variants  # noqa: E402
+from genenkf_hpc.workflows.campaign_entries import campaign_entries  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))
 from mpi_utils import mpi_command, mpi_env  # noqa: E402
@@ -43,7 +43,8 @@ MARKS = (10, 50, 100, 200, 400, 720)  # cycles at which the running maximum is r
 
 def assimilate_argv(out: Path, precision: str, cycles: int, forcing: float,
                     extra: list[str] = ()) -> list[str]:
-    settings = next(v.overrides for v in variants(load_config(PAPER)) if v.label == "genenkf")
+    settings = next(e.overrides for e in campaign_entries(load_config(PAPER))
+                    if e.label == "genenkf")
     settings = [*settings, *extra]
     return ["assimilate", "-c", str(PAPER), "--method", "genenkf", "--model", str(MODEL),
             "--out", str(out), "--resume", f"osse.forcings=[{forcing}]",

@@ -6,7 +6,9 @@ the observation of cycle c, gather the diagnostics of every grid block to rank 0
 them to ``analysis.nc.partial``. Every ``run.checkpoint_every`` cycles, and when SIGTERM/SIGUSR1
 arrives, the full state goes to a restart file; ``resume=True`` continues from the newest one
 and reproduces the uninterrupted run bit for bit (all randomness is keyed by member and cycle).
-A non-finite or exploding state stops the run with a :class:`DivergenceError`.
+A non-finite or exploding state stops the run with a :class:`DivergenceError`. With no output
+directory (``path=None``, the Python API) the cycles are recorded in memory and nothing is
+written: the :class:`Outcome` carries the analysis as an ``xarray.Dataset`` (rank 0).
 """
 from __future__ import annotations
 
@@ -43,12 +45,18 @@ class Outcome:
     cycle: int = 0            # last cycle done
     restart: Path | None = None
     signal_name: str = ""
+    analysis: object = None   # rank 0, path=None: the in-memory analysis (xarray.Dataset)
 
 
-def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path: Path, comm,
-                       log, *, resume: bool = False, model_path: str | None = None,
+def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path: Path | None,
+                       comm, log, *, resume: bool = False, model_path: str | None = None,
                        progress: bool = True, stop: StopRequest | None = None) -> Outcome:
-    """Run (or resume) the assimilation of one nature run into ``path``; collective."""
+    """Run (or resume) the assimilation of one nature run into ``path`` (None: in memory, no
+    file, no restarts); collective."""
+    if path is None and (resume or cfg.run.checkpoint_every):
+        what = "resume" if resume else f"run.checkpoint_every={cfg.run.checkpoint_every}"
+        raise collective_error(UserError(f"{what} needs an output directory (out=DIR) for its "
+                                         "restart files; without one nothing is written"))
     t_start = time.perf_counter()
     stop = stop or StopRequest()
     method = method_class(method_name)(cfg, model_path)
@@ -78,29 +86,30 @@ def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path:
     method.setup(ctx)
     history = np.full((method.history_length(), nx), np.nan)
     series = {name: np.full(cycles, np.nan) for name in analysis_file.SERIES}
-    start, wall_before = 1, 0.0
+    start, wall_before, counts = 1, 0.0, None
     if kind == "resume":
         state, history, series, meta, extra = load_restart(comm, restart_file, method, transposer,
                                                            series)
         method.load_extra_state(extra)
         start, wall_before = meta["cycle"] + 1, meta["wall_seconds"]
+        counts = meta.get("rank_counts")
         log.info("%s: resuming %s after cycle %d from %s", path, method_name, meta["cycle"],
                  restart_file)
     else:
         state = method.initial_state(ctx)
 
     time_axis = cfg.model.dt * cfg.osse.steps_per_cycle * np.arange(1, cycles + 1)
-    writer = run_on_root(comm, lambda: analysis_file.AnalysisWriter(
-        path / analysis_file.ANALYSIS_FILE, nx, cycles, time_axis,
-        records.file_attrs(cfg, method, nature), resume=kind == "resume"))
+    writer = run_on_root(comm, lambda: analysis_file.open_writer(
+        path, nx, cycles, time_axis, records.file_attrs(cfg, method, nature),
+        resume=kind == "resume"))
     recorder = records.Recorder(writer, nx, start) if comm.rank == 0 else None
     loop = _Loop(cfg, method, ctx, nature, path, comm, recorder, series, fingerprint,
-                 wall_before, t_start)
+                 wall_before, t_start, counts)
     try:
         outcome = loop.run(state, history, start, stop, progress, log)
     except BaseException:
         if recorder is not None:
-            recorder.writer.abandon(keep=bool(restart.list_restarts(path)))
+            recorder.writer.abandon(keep=path is not None and bool(restart.list_restarts(path)))
         raise
     return outcome
 
@@ -109,12 +118,17 @@ class _Loop:
     """The cycles themselves (kept in one object so checkpoints see the whole state)."""
 
     def __init__(self, cfg, method, ctx, nature, path, comm, recorder, series, fingerprint,
-                 wall_before, t_start):
+                 wall_before, t_start, rank_counts=None):
         self.cfg, self.method, self.ctx, self.nature = cfg, method, ctx, nature
         self.path, self.comm, self.recorder, self.series = path, comm, recorder, series
         self.fingerprint, self.wall_before, self.t_start = fingerprint, wall_before, t_start
         self.timers = {"forecast": 0.0, "analysis": 0.0, "diagnostics": 0.0, "checkpoint": 0.0}
         self.fail_at = _fail_hook(comm.rank)
+        # Rank histogram of the truth among the analysis members after the burn-in: this
+        # rank's points; a resumed run's earlier counts sit on rank 0 only (summed at the end).
+        self.rank_counts = np.zeros(method.members() + 1)
+        if rank_counts is not None and comm.rank == 0:
+            self.rank_counts += np.asarray(rank_counts, dtype=float)
 
     def run(self, state, history, start, stop, progress, log) -> Outcome:
         cfg, comm, t = self.cfg, self.comm, self.ctx.transposer
@@ -140,6 +154,9 @@ class _Loop:
             state, diag = self.method.analyse(self.ctx, state, obs, cycle, history)
             tack = time.perf_counter()
             fields = records.point_fields(diag, self.nature.truth[cycle - 1, owned])
+            if diag.ensemble is not None and cycle > cfg.osse.burn_in:
+                self.rank_counts += metrics.rank_histogram(diag.ensemble,
+                                                           self.nature.truth[cycle - 1, owned])
             flags = comm.Allreduce(np.array([float(stop.requested), float(bad_forecast),
                                              float(_bad(state) or _bad(fields))]))
             if flags[1] or flags[2]:
@@ -161,8 +178,8 @@ class _Loop:
                     return Outcome("stopped", self.path, cycle=cycle, restart=written,
                                    signal_name=stop.name or "signal")
         self._close_bar()
-        summary = self._finish(log)
-        return Outcome("complete", self.path, summary=summary, cycle=cycles)
+        summary, analysis = self._finish(log)
+        return Outcome("complete", self.path, summary=summary, cycle=cycles, analysis=analysis)
 
     # -- pieces
     def _close_bar(self) -> None:
@@ -173,7 +190,8 @@ class _Loop:
         """Every rank raises the same DivergenceError (the flags were reduced)."""
         self._close_bar()
         what = "ensemble" if self.method.state_kind == "ensemble" else "simulation"
-        last = restart.latest_restart(self.path) if self.comm.rank == 0 else None
+        last = restart.latest_restart(self.path) \
+            if self.comm.rank == 0 and self.path is not None else None
         last = self.comm.bcast(last)
         keep = f"; the last good restart is kept: {last}" if last else ""
         hint = ("is model.dt stable for model.forcing?" if stage == "forecast" else
@@ -215,6 +233,7 @@ class _Loop:
         t = self.ctx.transposer
         full = t.gather_members(state) if self.method.state_kind == "ensemble" else state
         extra = self.method.extra_state()
+        counts = self.comm.Allreduce(self.rank_counts)
         written = None
         if self.comm.rank == 0:
             self.recorder.flush(sync=True)
@@ -225,27 +244,35 @@ class _Loop:
                     **self.method.identity(),
                     "state_kind": self.method.state_kind, "output_position": cycle,
                     "wall_seconds": self.wall_before + time.perf_counter() - self.t_start,
-                    "ranks": self.comm.size, "forcing_nature": self.nature.forcing}
+                    "ranks": self.comm.size, "forcing_nature": self.nature.forcing,
+                    "rank_counts": [int(c) for c in counts]}
             written = restart.write_restart(self.path, cycle, arrays, meta)
         self.timers["checkpoint"] += time.perf_counter() - tick
         return self.comm.bcast(written)
 
-    def _finish(self, log) -> dict:
+    def _finish(self, log) -> tuple[dict, object]:
+        """``(summary, the in-memory analysis or None)``; rank 0 writes the outputs."""
         cfg, comm = self.cfg, self.comm
         moved = comm.allreduce(self.ctx.transposer.sent_bytes)  # all ranks, this segment
-        summary = None
+        counts = comm.Allreduce(self.rank_counts)
+        summary = analysis = None
         if comm.rank == 0:
             self.recorder.flush(sync=False)
-            self.recorder.writer.close()
+            closed = self.recorder.writer.close()
             wall = self.wall_before + time.perf_counter() - self.t_start
             summary = records.build_summary(cfg, self.method, self.nature, self.series, comm.size, wall)
             summary["fingerprint"] = self.fingerprint  # what --resume checks before skipping
-            analysis_file.write_summary(self.path / analysis_file.SUMMARY_FILE, summary)
-            restart.clear_restarts(self.path)  # complete: the restarts are no longer needed
+            if counts.sum() > 0:  # an ensemble of analysis members (not a lone simulation)
+                summary["rank_histogram"] = [int(c) for c in counts]
+            if self.path is None:
+                analysis = closed
+            else:
+                analysis_file.write_summary(self.path / analysis_file.SUMMARY_FILE, summary)
+                restart.clear_restarts(self.path)  # complete: the restarts are no longer needed
             log.debug("%s: timings (rank 0) %s; the transposes moved %d bytes between ranks",
                       self.path, ", ".join(f"{k} {v:.2f} s" for k, v in self.timers.items()),
                       moved)
-        return comm.bcast(summary)
+        return comm.bcast(summary), analysis
 
 
 # ---------------------------------------------------------------------------------------------

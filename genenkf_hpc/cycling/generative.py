@@ -80,7 +80,8 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         ckpt, sha256 = self._checkpoint()
         return {"model_sha256": sha256, "model_step": int(ckpt.get("step", 0))}
 
-    def summary_fields(self) -> dict:
+    def results(self) -> dict:
+        """summary.json: the model's identity and the mismatches accepted on purpose."""
         return {**self.identity(), "accepted_mismatches": [
             m.to_dict() for m in getattr(self, "accepted_mismatches", [])]}
 

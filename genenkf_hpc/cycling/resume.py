@@ -15,20 +15,19 @@ from ..io import analysis_file, restart
 from ..parallel.comm import collective_error, run_on_root
 from ..parallel.transpose import Transposer
 from .base import NatureInput
-
-
-# Config sections whose values change the numbers of an assimilation run.
-STATE_SECTIONS = ("model", "nature", "osse", "filter", "nudging", "generative", "network",
-                  "diffusion")
+from .registry import method_class
 
 
 def run_fingerprint(cfg: Config, method_name: str, nature: NatureInput,
                     identity: dict | None = None) -> str:
-    """Identity of what a restart continues: the settings that change the numbers, the data,
-    and the method's other inputs (``identity``: e.g. the model checkpoint's hash and step)."""
+    """Identity of what a restart continues: the settings that change the numbers (the config
+    sections the method reads, ``fingerprint_sections``), the data, and the method's other
+    inputs (``identity``: e.g. the model checkpoint's hash and step). A classical method's runs
+    stay valid when only the Generative EnKF's settings or model change (a campaign resumed
+    with a new model reruns only what depends on it)."""
     sections = cfg.to_dict()
-    h = hashlib.sha256(json.dumps({"method": method_name,
-                                   **{s: sections[s] for s in STATE_SECTIONS},
+    names = method_class(method_name).fingerprint_sections
+    h = hashlib.sha256(json.dumps({"method": method_name, **{s: sections[s] for s in names},
                                    **({"identity": identity} if identity else {})},
                                   sort_keys=True).encode())
     for array in (nature.truth, nature.obs, nature.mask):
@@ -36,11 +35,13 @@ def run_fingerprint(cfg: Config, method_name: str, nature: NatureInput,
     return h.hexdigest()[:16]
 
 
-def start_plan(path: Path, resume: bool, fingerprint: str, method_name: str,
+def start_plan(path: Path | None, resume: bool, fingerprint: str, method_name: str,
                identity: dict | None = None):
     """Rank 0: ``("skip", None, summary)``, ``("resume", restart, None)`` or ``("fresh", ...)``;
     prepares the directory for a fresh run (no stale summary, output or restarts)."""
     identity = identity or {}
+    if path is None:
+        return "fresh", None, None  # in memory: nothing to resume, nothing to clear
     summary_path = path / analysis_file.SUMMARY_FILE
     if resume and summary_path.is_file() and (path / analysis_file.ANALYSIS_FILE).is_file():
         summary = json.loads(summary_path.read_text())

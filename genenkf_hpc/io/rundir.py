@@ -31,6 +31,7 @@ class RunContext:
     env: LaunchEnvironment
     log: logging.Logger
     cfg: Config | None = None
+    log_file: logging.Handler | None = None  # rank 0's log.txt handler
 
     @property
     def is_main(self) -> bool:
@@ -49,19 +50,25 @@ def open_run(command: str, out: str | None, cfg: Config | None, comm, env,
     path = Path(out) if out else default_out(command)
     path = Path(comm.bcast(str(path)))  # all MPI ranks agree on rank 0's choice
 
-    def create() -> None:
+    def create() -> logging.Handler | None:
         if env.rank != 0:  # torchrun: every rank has a one-rank comm, the job's rank 0 writes
-            return
+            return None
         make_dir(path, "--out")
         stale = path / ERROR_FILE
         if stale.exists():
             stale.unlink()
         if cfg is not None:
             write_text(path / "config.toml", to_toml(cfg))
-        logs.add_file(path / "log.txt")
+        return logs.add_file(path / "log.txt")
 
-    run_on_root(comm, create)
-    return RunContext(path=path, comm=comm, env=env, log=log, cfg=cfg)
+    handler = run_on_root(comm, create)  # the handler on rank 0, None elsewhere
+    return RunContext(path=path, comm=comm, env=env, log=log, cfg=cfg, log_file=handler)
+
+
+def close_run(ctx: RunContext) -> None:
+    """Stop logging to the run's log.txt (a process that runs several, the Python API)."""
+    logs.remove_handler(ctx.log_file)
+    ctx.log_file = None
 
 
 def make_dir(path: Path, what: str) -> None:
