@@ -108,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
             status = module.run(args)
         return int(status or 0)
     except UserError as exc:
-        return _fail(f"error: {exc}", 2, rank, ctx, comm, getattr(exc, "collective", False))
+        from .parallel.comm import is_collective
+
+        return _fail(f"error: {exc}", 2, rank, ctx, comm,
+                     is_collective(exc, comm.size if comm is not None else 1))
     except KeyboardInterrupt:
         return _fail("error: interrupted", 130, rank, ctx, comm)
     except Exception:  # a bug: keep the traceback

@@ -143,7 +143,13 @@ class GenerativeConfig:
                      "range; 0: no clipping)", min=0.0)
     precision: str = _f("float32", "network precision when sampling",
                         choices=("float32", "float64"))
-    device: str = _f("cpu", "torch device for sampling (cpu, cuda, auto)")
+    device: str = _f("cpu", "torch device for sampling (cpu, cuda, auto: GPU <local rank> "
+                     "when there is one)")
+    fixed_batch: int = _f(0, "network calls on batches of exactly this many states, padded "
+                          "(0: a rank's whole member block at once); > 0 makes float32 "
+                          "pseudo-ensembles independent of the rank count", min=0)
+    allow_mismatch: list[str] = _f([], "keys on which the model may differ from the experiment "
+                                   "on purpose (e.g. [\"obs_sigma\"]; docs/diffusion.md)")
     gaussian_scale: float = _f(0.5, "gaussian_pseudo: spread scale of the climatological "
                                "covariance", min=0.0)
 
@@ -437,6 +443,9 @@ def validate(cfg: Config) -> None:
         from .dynamics.from_config import nature_clock
 
         nature_clock(cfg)  # the nature time step must divide the cycle interval
+    from .diffusion.compatibility import check_allowed
+
+    check_allowed(cfg.generative.allow_mismatch)
     if cfg.generative.sampling_steps > cfg.diffusion.timesteps:
         raise UserError(f"generative.sampling_steps={cfg.generative.sampling_steps}: must be <= "
                         f"diffusion.timesteps={cfg.diffusion.timesteps}")

@@ -88,7 +88,8 @@ def cases():
         ("ckpt plain pickle", G + ["--model", "{dir}/pickle.pt"], "pickle.pt"),
         ("ckpt wrong arch", G + ["--model", "{dir}/wrong_arch.pt"], "wrong_arch.pt"),
         ("ckpt not ours", G + ["--model", "{dir}/not_ours.pt"], "not_ours.pt"),
-        ("ckpt grid", G + ["--model", "{model}", "model.nx=20"], "model.nx=20"),
+        ("ckpt grid", G + ["--model", "{model}", "model.nx=20"],
+         "nx: model 16, experiment 20 (model.nx)"),
     ]
 
 

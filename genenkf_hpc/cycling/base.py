@@ -54,6 +54,7 @@ class CycleContext:
     dynamics: object          # the forecast model (genenkf_hpc.dynamics.Dynamics)
     model_path: str | None = None  # --model FILE (diffusion checkpoint for genenkf)
     cache: dict = field(default_factory=dict)  # per-run constants (e.g. the local obs table)
+    forcing_nature: float = float("nan")  # F of the nature run (what a model must fit)
 
     @property
     def nx(self) -> int:
@@ -102,6 +103,12 @@ class CyclingMethod:
 
     def settings(self) -> dict:
         """The method's parameters, recorded in summary.json."""
+        return {}
+
+    def identity(self) -> dict:
+        """Inputs beyond the config that change the numbers (e.g. a model checkpoint's content
+        hash and step): hashed into the ``--resume`` fingerprint, recorded in summary.json and
+        in restart files. Plain JSON values; may be called before :meth:`setup`."""
         return {}
 
     def results(self) -> dict:

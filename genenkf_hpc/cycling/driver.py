@@ -66,12 +66,18 @@ def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path:
     if dynamics.state_size != nx:
         raise collective_error(UserError(
             f"model.dynamics={cfg.model.dynamics!r} has a state of {dynamics.state_size} values "
-            f"for {nx} grid points: a forecast model's whole state must be what DA analyses"))
+            f"for {nx} grid points: a forecast model's whole state must be what DA analyses"),
+            comm)
     ctx = CycleContext(cfg, comm, transposer, nature.mask, cfg.osse.obs_sigma ** 2, dynamics,
-                       model_path)
-    fingerprint = run_fingerprint(cfg, method_name, nature)
+                       model_path, forcing_nature=nature.forcing)
+    try:
+        identity = method.identity()  # e.g. reads the model checkpoint: alike on every rank
+    except UserError as exc:
+        raise collective_error(exc, comm) from None
+    fingerprint = run_fingerprint(cfg, method_name, nature, identity)
 
-    plan = run_on_root(comm, lambda: start_plan(path, resume, fingerprint, method_name))
+    plan = run_on_root(comm, lambda: start_plan(path, resume, fingerprint, method_name,
+                                                identity))
     kind, restart_file, summary = comm.bcast(plan)
     if kind == "skip":
         log.info("%s: already complete (summary.json), skipped", path)
@@ -192,7 +198,8 @@ class _Loop:
                 "try more filter.inflation, filter.rtps or filter.members")
         raise collective_error(DivergenceError(
             f"filter divergence at cycle {cycle}: method {self.method.name}, variable "
-            f"{stage} {what} is not finite or exceeds |x| = {DIVERGENCE_LIMIT:g} ({hint}){keep}"))
+            f"{stage} {what} is not finite or exceeds |x| = {DIVERGENCE_LIMIT:g} ({hint}){keep}"),
+            self.comm)
 
     def _collect(self) -> None:
         """Gather the pending cycles' point fields to rank 0 (one Gatherv) and record them."""
@@ -234,6 +241,7 @@ class _Loop:
                       **{name: self.series[name][:cycle] for name in analysis_file.SERIES},
                       **{f"extra_{key}": value for key, value in extra.items()}}
             meta = {"method": self.method.name, "fingerprint": self.fingerprint,
+                    **self.method.identity(),
                     "state_kind": self.method.state_kind, "output_position": cycle,
                     "wall_seconds": self.wall_before + time.perf_counter() - self.t_start,
                     "ranks": self.comm.size, "forcing_nature": self.nature.forcing,

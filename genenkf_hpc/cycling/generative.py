@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import rng
+from .. import logs, rng
 from ..errors import UserError
 from .base import CycleContext, PseudoEnsembleMethod
 
@@ -36,7 +36,9 @@ class GenerativeEnKF(PseudoEnsembleMethod):
 
     def obs_lag(self) -> int:
         """1 in prior mode: the members see the observations before the analysis time only."""
-        return 1 if self.cfg.generative.mode == "prior" else 0
+        from ..diffusion.compatibility import experiment_obs_lag
+
+        return experiment_obs_lag(self.cfg)
 
     def history_length(self) -> int:
         """The network's observation history (the checkpoint's, once loaded by setup), plus the
@@ -53,7 +55,7 @@ class GenerativeEnKF(PseudoEnsembleMethod):
                 "alpha": g.alpha,
                 "use_ensemble_mean": g.use_ensemble_mean, "recentre": g.recentre,
                 "inversion_refine": g.inversion_refine, "clip": g.clip,
-                "precision": g.precision,
+                "precision": g.precision, "fixed_batch": g.fixed_batch,
                 "radius": self.cfg.filter.radius, "taper": self.cfg.filter.taper,
                 "inflation": self.cfg.filter.inflation, "rtps": self.cfg.filter.rtps,
                 "network_evaluations_per_cycle": self.network_evaluations()}
@@ -61,30 +63,52 @@ class GenerativeEnKF(PseudoEnsembleMethod):
     def _checkpoint_path(self) -> str:
         return self.model_path or self.cfg.generative.checkpoint
 
-    def setup(self, ctx: CycleContext) -> None:
-        from ..diffusion.bundle import load_bundle
+    def _checkpoint(self) -> tuple[dict, str]:
+        """The checkpoint dict and its content hash, read once per method object."""
+        if getattr(self, "_loaded", None) is None:
+            from ..io.checkpoint import content_hash, load_checkpoint
 
-        path = self._checkpoint_path()
-        if not path:
-            raise UserError("--method genenkf needs a trained model: pass --model FILE or set "
-                            "generative.checkpoint (a `genenkf train` checkpoint)")
+            path = self._checkpoint_path()
+            if not path:
+                raise UserError("--method genenkf needs a trained model: pass --model FILE or "
+                                "set generative.checkpoint (a `genenkf train` checkpoint)")
+            self._loaded = (load_checkpoint(path), content_hash(path))
+        return self._loaded
+
+    def identity(self) -> dict:
+        """The model's content hash and training step: --resume refuses another model."""
+        ckpt, sha256 = self._checkpoint()
+        return {"model_sha256": sha256, "model_step": int(ckpt.get("step", 0))}
+
+    def results(self) -> dict:
+        """summary.json: the model's identity and the mismatches accepted on purpose."""
+        return {**self.identity(), "accepted_mismatches": [
+            m.to_dict() for m in getattr(self, "accepted_mismatches", [])]}
+
+    def setup(self, ctx: CycleContext) -> None:
         import torch
 
-        from ..parallel.environment import threads_per_process
+        from ..diffusion import compatibility
+        from ..diffusion.bundle import bundle_from_checkpoint
+        from ..parallel.comm import collective_error
+        from ..parallel.ddp import use_device
+        from ..parallel.environment import read_environment, threads_per_process
 
-        g = self.cfg.generative
+        g, path = self.cfg.generative, self._checkpoint_path()
         torch.set_num_threads(threads_per_process())
-        device = g.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.bundle = load_bundle(path, device=device, precision=g.precision)
-        if self.bundle.nx != ctx.nx:
-            raise UserError(f"model {path} was trained for nx={self.bundle.nx}, but "
-                            f"model.nx={ctx.nx}")
-        if self.bundle.obs_lag != self.obs_lag():
-            trained = "prior" if self.bundle.obs_lag else "posterior"
-            raise UserError(f"model {path} was trained for the {trained} mode (network.obs_lag="
-                            f"{self.bundle.obs_lag}), but generative.mode={g.mode!r}")
+        ckpt, _ = self._checkpoint()
+        experiment = compatibility.Experiment(self.cfg, ctx.mask, ctx.forcing_nature)
+        try:  # every rank of ctx.comm checks the same things: one collective error
+            self.accepted_mismatches = compatibility.check(ckpt, experiment, g.allow_mismatch,
+                                                           path)
+        except UserError as exc:
+            raise collective_error(exc, ctx.comm) from None
+        for m in self.accepted_mismatches if ctx.comm.rank == 0 else ():
+            logs.get_logger().warning("model %s used despite a mismatch (%s): %s", path,
+                                      compatibility.ALLOW_KEY, m.text)
+        # each rank of a multi-GPU job samples on its own GPU (its local rank)
+        device = use_device(g.device, read_environment().local_rank, "generative.device")
+        self.bundle = bundle_from_checkpoint(ckpt, str(device), g.precision, name=path)
         self.mask = ctx.mask
 
     def network_evaluations(self) -> int:
@@ -112,7 +136,7 @@ class GenerativeEnKF(PseudoEnsembleMethod):
             self.bundle, rows, self.mask, member_ids, cycle, self.cfg.osse.seed,
             sampler=g.sampler, steps=g.sampling_steps, eta=g.eta, guidance=g.guidance,
             start_state=state, encoding=g.encoding, strength=g.strength,
-            inversion_refine=g.inversion_refine, clip=g.clip or None)
+            inversion_refine=g.inversion_refine, clip=g.clip or None, batch_rows=g.fixed_batch)
         if not g.use_ensemble_mean:
             block = _blend_members(block, state, g.alpha)
         return block

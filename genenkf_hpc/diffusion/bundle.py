@@ -16,8 +16,8 @@ import torch
 from .. import rng
 from ..errors import UserError
 from .conditioning import Normaliser, condition_from_obs
-from .sampling import (MemberNoise, ddim_invert, ddim_sample, ddpm_sample, guided_eps_fn,
-                       stochastic_encode, strided_times)
+from .sampling import (MemberNoise, ddim_invert, ddim_sample, ddpm_sample, fixed_batches,
+                       guided_eps_fn, stochastic_encode, strided_times)
 from .schedule import Schedule
 from .unet import UNet1D, UNetArgs
 
@@ -98,7 +98,7 @@ def sample_normalised(bundle: ModelBundle, cond: torch.Tensor | None, generators
                       sampler: str, steps: int, eta: float, guidance: float,
                       x_start: torch.Tensor | None = None, encoding: str = "noise",
                       strength: float = 1.0, refine: int = 2,
-                      clip: float | None = 1.0) -> torch.Tensor:
+                      clip: float | None = 1.0, batch_rows: int = 0) -> torch.Tensor:
     """Core sampler in normalised units: ``cond (1 or k, 2S, nx)`` (None: unconditional), one
     generator per row -> ``(k, 1, nx)``. How the reverse process starts (``encoding``):
 
@@ -112,6 +112,8 @@ def sample_normalised(bundle: ModelBundle, cond: torch.Tensor | None, generators
 
     Then guided decoding from t_s (DDIM with ``eta`` or DDPM). ``clip``: bound of the x0
     predictions in normalised units (1.0 = the training data's range), None for no clipping.
+    ``batch_rows > 0``: the members' network calls run on batches of exactly that many states
+    (:func:`~.sampling.fixed_batches`), so float32 results do not depend on the rank count.
     """
     sch, k = bundle.schedule, len(generators)
     dev, dt = bundle.device, bundle.dtype
@@ -123,7 +125,8 @@ def sample_normalised(bundle: ModelBundle, cond: torch.Tensor | None, generators
     encoded = x_start is not None and encoding != "noise"
     times = strided_times(sch.timesteps, sch.timesteps if ddpm else steps,
                           strength if encoded else 1.0)
-    eps_fn = guided_eps_fn(bundle.net, sch, bundle.objective, cond, guidance)
+    eps_fn = guided_eps_fn(fixed_batches(bundle.net, batch_rows), sch, bundle.objective, cond,
+                           guidance)
     if not encoded:
         x = noise.draw()
     elif encoding == "ddib":
@@ -142,7 +145,7 @@ def sample_pseudo_ensemble(bundle: ModelBundle, obs, mask, members, cycle: int, 
                            sampler: str = "ddim", steps: int = 100, eta: float = 0.3,
                            guidance: float = 3.0, start_state=None, encoding: str = "noise",
                            strength: float = 1.0, inversion_refine: int = 2,
-                           clip: float | None = 1.0) -> np.ndarray:
+                           clip: float | None = 1.0, batch_rows: int = 0) -> np.ndarray:
     """Pseudo-ensemble ``(len(members), nx)`` float64, physical units.
 
     obs: ``(nx,)`` or ``(n, nx)`` history (oldest first), NaN allowed where not observed;
@@ -154,7 +157,9 @@ def sample_pseudo_ensemble(bundle: ModelBundle, obs, mask, members, cycle: int, 
     strength: start time t_s / T in (0, 1] of the encodings (smaller: closer to start_state);
     inversion_refine: DDIB fixed-point iterations per inversion step (0: classic inversion);
     clip: x0 predictions are clamped to [-clip, clip] in normalised units while decoding; 1.0 is
-    exactly the training data's range [min, max] (None: no clipping).
+    exactly the training data's range [min, max] (None: no clipping);
+    batch_rows: network calls on batches of exactly this many states (0: all members at once);
+    a fixed size makes float32 members independent of how they are split over ranks.
     Sampler ``ddpm`` (or steps >= T) is ancestral sampling over every step; ``ddim`` uses
     ``steps`` strided steps with stochasticity ``eta``.
     """
@@ -181,5 +186,5 @@ def sample_pseudo_ensemble(bundle: ModelBundle, obs, mask, members, cycle: int, 
     x = sample_normalised(bundle, cond, member_generators(seed, members, cycle),
                           sampler=sampler, steps=steps, eta=eta, guidance=guidance,
                           x_start=x_start, encoding=encoding, strength=strength,
-                          refine=inversion_refine, clip=clip)
+                          refine=inversion_refine, clip=clip, batch_rows=batch_rows)
     return bundle.normaliser.inverse(x[:, 0].to(torch.float64).cpu().numpy())

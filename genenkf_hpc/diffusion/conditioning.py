@@ -3,8 +3,11 @@
 Normalisation is one fixed affine map of the state to the unit range [-1, 1], from the training
 data's minimum and maximum (global scalars: Lorenz-96 is homogeneous, and a per-point map would
 break the circular symmetry the network relies on). It is stored with the model and undone after
-sampling. Nothing is clipped: states of a biased nature run may leave the training range, and the
-sampler must be free to follow them (the original clipped its [0, 1] data to [-1, 1]).
+sampling. The map itself never clips. The samplers do, by default: ``generative.clip = 1.0``
+clamps the x0 predictions while decoding to [-1, 1], exactly the training data's range [min, max]
+(the original clipped its [0, 1] data to [-1, 1], i.e. to a range twice too wide on one side).
+States of a biased nature run may leave the training range; ``generative.clip = 0`` turns the
+clamp off, a value > 1 widens it.
 
 The condition of a batch is ``cond (B, 2 S, nx)``: S normalised observation rows (0 where not
 observed) then S mask rows (1.0 observed, 0.0 not), oldest first, latest last.

@@ -62,15 +62,17 @@ def _x0_eps(schedule: Schedule, x: torch.Tensor, tt: torch.Tensor, eps: torch.Te
 
 def ddim_step(schedule: Schedule, x: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int,
               eta: float, noise: torch.Tensor | None, clip: float | None = None) -> torch.Tensor:
-    """x_t -> x_{t_prev} (Song et al. eq. 12), sigma = eta sqrt((1-a')/(1-a)) sqrt(1-a/a')."""
+    """x_t -> x_{t_prev} (Song et al. eq. 12), sigma = eta sqrt((1-a')/(1-a)) sqrt(1-a/a').
+
+    Without ``noise`` the step is the deterministic one (sigma = 0) whatever ``eta``: shrinking
+    the eps coefficient to sqrt(1 - a' - sigma^2) is only right when sigma z is added back."""
     tt = _full(t, x)
     a, ap = schedule.abar(tt, x), schedule.abar(_full(t_prev, x), x)
     x0, eps = _x0_eps(schedule, x, tt, eps, clip)
+    if eta <= 0 or noise is None:
+        return ap.sqrt() * x0 + (1 - ap).sqrt() * eps
     sigma = eta * ((1 - ap) / (1 - a) * (1 - a / ap)).clamp(min=0).sqrt()
-    out = ap.sqrt() * x0 + (1 - ap - sigma ** 2).clamp(min=0).sqrt() * eps
-    if eta > 0 and noise is not None:
-        out = out + sigma * noise
-    return out
+    return ap.sqrt() * x0 + (1 - ap - sigma ** 2).clamp(min=0).sqrt() * eps + sigma * noise
 
 
 def ddim_sample(eps_fn: EpsFn, schedule: Schedule, x: torch.Tensor, times: list[int],
@@ -129,6 +131,32 @@ def ddpm_sample(eps_fn: EpsFn, schedule: Schedule, x: torch.Tensor, noise: Membe
         z = noise.draw()
         x = mean + var.sqrt() * z if t > 0 else mean
     return x
+
+
+def fixed_batches(net, rows: int):
+    """``net`` called on batches of exactly ``rows`` states (the last one padded with zeros),
+    or ``net`` itself for ``rows = 0``. CPU convolution kernels choose their blocking by the
+    batch size, so in float32 a state's network output differs (by ~1e-6) with the number of
+    states sharing its call; with a fixed batch it does not, and a rank sampling members
+    [a, b) gets bit for bit what one process gets (the padding costs < ``rows`` states per
+    call)."""
+    if rows <= 0:
+        return net
+
+    def pad(v: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        if v is None or n == 0:
+            return v
+        return torch.cat([v, v.new_zeros((n,) + tuple(v.shape[1:]))])
+
+    def call(x, t, cond=None, drop=None):
+        out = []
+        for a in range(0, x.shape[0], rows):
+            b = min(a + rows, x.shape[0])
+            n = rows - (b - a)
+            part = (pad(v[a:b] if v is not None else None, n) for v in (x, t, cond, drop))
+            out.append(net(*part)[:b - a])
+        return torch.cat(out)
+    return call
 
 
 def guided_eps_fn(net, schedule: Schedule, objective: str, cond: torch.Tensor,

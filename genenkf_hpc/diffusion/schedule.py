@@ -45,11 +45,16 @@ class Schedule:
         self.alphas_cumprod = torch.cumprod(1.0 - self.betas, dim=0)
         # abar with abar(-1) = 1 in front, so index t + 1 works for t = -1 .. T-1.
         self._abar = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod])
+        self._abar_on = {self._abar.device: self._abar}  # copies per device, made once
 
     def abar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """abar_t for ``t (B,)`` (t = -1 gives 1), shaped (B, 1, ...) like ``like``."""
+        """abar_t for ``t (B,)`` (t = -1 gives 1), shaped (B, 1, ...) like ``like``. Gathered
+        on ``t``'s device: no copy to the host, so a GPU sampler never waits for it."""
         t = torch.as_tensor(t, dtype=torch.long)
-        a = self._abar[(t + 1).cpu()].to(device=like.device, dtype=like.dtype)
+        table = self._abar_on.get(t.device)
+        if table is None:
+            table = self._abar_on[t.device] = self._abar.to(t.device)
+        a = table[t + 1].to(device=like.device, dtype=like.dtype)
         return a.reshape(a.shape + (1,) * (like.dim() - 1))
 
     # --- forward process and parameterisations -------------------------------------------

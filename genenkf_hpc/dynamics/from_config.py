@@ -46,3 +46,11 @@ def nature_clock(cfg) -> NatureClock:
         raise UserError(f"nature.dt={dt:g} does not divide the cycle interval model.dt * "
                         f"osse.steps_per_cycle = {interval:g}")
     return NatureClock(steps, round(m.spinup_steps * m.dt / dt))
+
+
+def configured_dynamics(cfg, source: str = "model") -> str:
+    """The configured name (registered or ``module:factory``) of the forecast model
+    (``source = "model"``) or of the nature model (``"nature"``)."""
+    if source == "nature":
+        return cfg.nature.dynamics or cfg.model.dynamics
+    return cfg.model.dynamics

@@ -8,6 +8,8 @@ naming it, and nothing in it is executed.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -60,3 +62,23 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise UserError(f"checkpoint {path}: not a genenkf checkpoint (no 'model' entry)")
     return ckpt
+
+
+def content_hash(path: str | Path) -> str:
+    """SHA-256 of the file's bytes (hex): what identifies a model whatever its file name.
+    Cached per (path, size, modification time), so a campaign of many runs reads it once."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        raise UserError(f"checkpoint {path} does not exist") from None
+    return _hash(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _hash(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

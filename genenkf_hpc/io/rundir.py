@@ -1,7 +1,11 @@
 """The run directory: where a command writes its results, with config.toml and log.txt.
 
-Rank 0 creates it and writes the resolved config; other ranks only learn its path. A run that
-fails leaves ``error.txt`` (and no ``summary.json``), so nothing looks complete when it is not.
+Rank 0 creates it and writes the resolved config; other ranks only learn its path, and whether
+that worked: a failure on rank 0 (``--out`` is a file, no permission) is raised on every rank
+at once, so no rank is left waiting in its first collective for a rank 0 that has gone (a
+launcher that does not kill the job on one bad exit, e.g. ``srun`` without
+``--kill-on-bad-exit``, would otherwise hang). A run that fails leaves ``error.txt`` (and no
+``summary.json``), so nothing looks complete when it is not.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from pathlib import Path
 from .. import logs
 from ..config import Config, to_toml
 from ..errors import UserError
+from ..parallel.comm import run_on_root
 from ..parallel.environment import LaunchEnvironment
 from .atomic import write_text
 
@@ -44,21 +49,19 @@ def open_run(command: str, out: str | None, cfg: Config | None, comm, env,
     """Create the run directory (rank 0), write config.toml, start log.txt."""
     path = Path(out) if out else default_out(command)
     path = Path(comm.bcast(str(path)))  # all MPI ranks agree on rank 0's choice
-    if env.rank == 0:
-        if path.exists() and not path.is_dir():
-            raise UserError(f"--out {path}: exists and is not a directory")
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"--out {path}: cannot create directory ({exc.strerror})") from None
+
+    def create() -> logging.Handler | None:
+        if env.rank != 0:  # torchrun: every rank has a one-rank comm, the job's rank 0 writes
+            return None
+        make_dir(path, "--out")
         stale = path / ERROR_FILE
         if stale.exists():
             stale.unlink()
         if cfg is not None:
             write_text(path / "config.toml", to_toml(cfg))
-        handler = logs.add_file(path / "log.txt")
-    else:
-        handler = None
+        return logs.add_file(path / "log.txt")
+
+    handler = run_on_root(comm, create)  # the handler on rank 0, None elsewhere
     return RunContext(path=path, comm=comm, env=env, log=log, cfg=cfg, log_file=handler)
 
 
@@ -66,6 +69,16 @@ def close_run(ctx: RunContext) -> None:
     """Stop logging to the run's log.txt (a process that runs several, the Python API)."""
     logs.remove_handler(ctx.log_file)
     ctx.log_file = None
+
+
+def make_dir(path: Path, what: str) -> None:
+    """``mkdir -p`` with the failures a user can cause as :class:`UserError` naming ``what``."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path}: exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{what} {path}: cannot create directory ({exc.strerror})") from None
 
 
 def record_failure(path: Path, message: str) -> None:
@@ -81,9 +94,12 @@ def sub_run(ctx: RunContext, name: str, cfg: Config | None = None) -> RunContext
     """A stage of a composite command (demo): ``<run>/<name>/`` with its own config.toml, the
     parent's communicator and log (its log.txt records every stage)."""
     path = ctx.path / name
-    if ctx.is_main:
-        path.mkdir(parents=True, exist_ok=True)
-        if cfg is not None:
-            write_text(path / "config.toml", to_toml(cfg))
-    ctx.comm.barrier()
+
+    def create() -> None:
+        if ctx.is_main:
+            make_dir(path, "stage directory")
+            if cfg is not None:
+                write_text(path / "config.toml", to_toml(cfg))
+
+    run_on_root(ctx.comm, create)  # also the barrier: the directory exists for every rank
     return RunContext(path=path, comm=ctx.comm, env=ctx.env, log=ctx.log, cfg=cfg)

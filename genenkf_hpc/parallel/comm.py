@@ -201,24 +201,49 @@ def world(environ=None) -> SerialComm | MPIComm:
     return MPIComm(MPI.COMM_WORLD)
 
 
-def collective_error(error: UserError) -> UserError:
-    """Mark a :class:`UserError` as raised by every rank at the same point, so the CLI reports
-    it once (rank 0) and lets all ranks exit with status 2 instead of aborting the job."""
+def collective_error(error: UserError, comm=None) -> UserError:
+    """Mark a :class:`UserError` as raised by every rank of ``comm`` at the same point, so the
+    CLI reports it once (rank 0) and lets all ranks exit with status 2 instead of aborting the
+    job. The mark keeps ``comm``'s size: the CLI trusts it only when that communicator spans
+    the whole job. An error of a one-rank communicator inside a larger job (a campaign runs
+    each assimilation on one rank) concerns that rank alone, and the job must be aborted
+    (:func:`is_collective`). Without ``comm`` the caller vouches that every rank raises it."""
     error.collective = True
+    error.collective_size = None if comm is None else comm.size
     return error
+
+
+def is_collective(error: BaseException, job_size: int) -> bool:
+    """True when ``error`` was raised by every rank of a job of ``job_size`` ranks."""
+    if not getattr(error, "collective", False):
+        return False
+    size = getattr(error, "collective_size", None)
+    return size is None or size == job_size
+
+
+class RootFailure(RuntimeError):
+    """Raised on the other ranks when ``run_on_root``'s function failed on the root with an
+    error other than a UserError (a bug, an OSError): they stop too instead of waiting."""
 
 
 def run_on_root(comm, fn, root: int = 0):
     """``fn()`` on ``root`` only (e.g. reading and validating an input file); a UserError it
-    raises is raised on every rank, collectively. Returns ``fn()``'s result on ``root``, None
-    elsewhere."""
-    result, message = None, None
+    raises is raised on every rank, collectively, and any other exception ends every rank
+    (the root re-raises it, the others raise :class:`RootFailure`): no rank waits for a root
+    that has gone. Returns ``fn()``'s result on ``root``, None elsewhere."""
+    result, failure = None, None
     if comm.rank == root:
         try:
             result = fn()
         except UserError as exc:
-            message = str(exc)
-    message = comm.bcast(message, root=root)
-    if message is not None:
-        raise collective_error(UserError(message))
+            failure = ("user", str(exc))
+        except BaseException as exc:
+            comm.bcast(("other", f"{type(exc).__name__}: {exc}"), root=root)
+            raise
+    failure = comm.bcast(failure, root=root)
+    if failure is not None:
+        kind, message = failure
+        if kind == "user":
+            raise collective_error(UserError(message), comm)
+        raise RootFailure(f"rank {root} failed: {message}")
     return result

@@ -7,7 +7,11 @@ environment when the launcher set them (torchrun does); otherwise they are agree
   nodes) and broadcasts them over the MPI communicator, so concurrent jobs never collide;
 - under srun without MPI, the first host of the Slurm node list and a port derived from the job
   id (every task computes the same values without communicating).
-Backend: nccl on GPUs, gloo on CPUs.
+Backend: nccl on GPUs, gloo on CPUs. NCCL moves only CUDA tensors, so every collective here
+puts its tensor on the group's device (``DistributedSetup.device``) first: callers pass plain
+numbers or tensors wherever they live and get CPU results back (:func:`all_reduce_values`).
+Under torchrun a process group is formed even for one process, so a one-GPU run exercises the
+same code path as a multi-GPU one.
 """
 from __future__ import annotations
 
@@ -16,11 +20,12 @@ import os
 import re
 import socket
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 import torch.distributed as dist
 
+from ..errors import UserError
 from .environment import LaunchEnvironment, rendezvous, select_device
 
 
@@ -83,13 +88,33 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def setup(env: LaunchEnvironment, device: str = "auto", comm=None,
-          timeout_s: float = 1800.0) -> DistributedSetup:
-    """Choose the device and, with several processes, join the process group."""
-    dev = torch.device(select_device(device, env.local_rank, torch.cuda.is_available()))
+def use_device(requested: str, local_rank: int, key: str = "device") -> torch.device:
+    """The torch device of this process, made current: ``auto``/``cuda`` -> GPU ``local_rank``
+    of the node (each rank of a multi-GPU job its own GPU), else ``cpu``; an explicit
+    ``cuda:N`` or ``cpu`` is kept. ``key`` names the config key in errors."""
+    try:
+        dev = torch.device(select_device(requested, local_rank, torch.cuda.is_available()))
+    except RuntimeError:
+        raise UserError(f"{key}={requested!r}: expected auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"{key}={requested!r}: no CUDA GPU is visible to this process "
+                            f"(torch {torch.__version__}, CUDA {torch.version.cuda})")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise UserError(f"{key}={requested!r}: this process wants GPU {dev.index} (local "
+                            f"rank {local_rank}) but only {count} GPU(s) are visible: start one "
+                            "process per GPU")
         torch.cuda.set_device(dev)
-    if not env.distributed:
+    return dev
+
+
+def setup(env: LaunchEnvironment, device: str = "auto", comm=None,
+          timeout_s: float = 1800.0, key: str = "train.device") -> DistributedSetup:
+    """Choose the device and, with several processes (or under torchrun), join the process
+    group."""
+    dev = use_device(device, env.local_rank, key)
+    if not env.distributed and env.launcher != "torchrun":
         return DistributedSetup(0, 1, 0, dev, None)
     addr, port = agree_rendezvous(env, comm)
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = addr, str(port)
@@ -106,7 +131,11 @@ def teardown(ds: DistributedSetup, clean: bool = True) -> None:
     threads); after an error no collective is attempted, so nothing can hang."""
     if ds.active and dist.is_initialized():
         if clean:
-            dist.barrier()
+            # NCCL's barrier runs on a device: name it, or torch guesses from the rank.
+            if ds.backend == "nccl":
+                dist.barrier(device_ids=[ds.device.index])
+            else:
+                dist.barrier()
         dist.destroy_process_group()
 
 
@@ -121,20 +150,30 @@ def wrap(model: torch.nn.Module, ds: DistributedSetup) -> torch.nn.Module:
 
 
 def all_reduce_sum(tensor: torch.Tensor, ds: DistributedSetup) -> torch.Tensor:
-    """Sum over ranks (in place on a copy); identity for one process."""
+    """Sum over ranks, reduced on the group's device; returns a new CPU tensor (the input is
+    left alone). Identity (on CPU) for one process."""
     if not ds.active:
-        return tensor
-    out = tensor.detach().clone()
+        return tensor.detach().cpu()
+    out = tensor.detach().to(ds.device, copy=True)
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return out
+    return out.cpu()
+
+
+def all_reduce_values(values: Sequence, ds: DistributedSetup) -> list[float]:
+    """Sums over ranks of a few numbers (python numbers or 0-d tensors on any device: loss
+    sums, stop flags, timings), as float64 in one collective on the group's device."""
+    packed = torch.stack([torch.as_tensor(v, dtype=torch.float64).detach().to(ds.device)
+                          for v in values])
+    return [float(v) for v in all_reduce_sum(packed, ds)]
 
 
 def broadcast_tensor(tensor: torch.Tensor, ds: DistributedSetup, src: int = 0) -> torch.Tensor:
+    """``src``'s tensor on every rank (sent on the group's device); returns a CPU tensor."""
     if not ds.active:
-        return tensor
-    out = tensor.detach().clone()
+        return tensor.detach().cpu()
+    out = tensor.detach().to(ds.device, copy=True)
     dist.broadcast(out, src=src)
-    return out
+    return out.cpu()
 
 
 def broadcast_object(obj, ds: DistributedSetup, src: int = 0):
@@ -142,5 +181,5 @@ def broadcast_object(obj, ds: DistributedSetup, src: int = 0):
     if not ds.active:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=src)
+    dist.broadcast_object_list(box, src=src, device=ds.device)  # NCCL: pickles travel on the GPU
     return box[0]

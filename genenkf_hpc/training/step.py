@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 
 import torch
@@ -31,9 +32,11 @@ class StepParts:
 
 
 def optimizer_step(p: StepParts, gb: GlobalBatch, maker: BatchMaker, micro, lr: float,
-                   step: int) -> float:
+                   step: int) -> torch.Tensor:
     """Accumulate gradients over the micro-batches ``micro = [(a, b), ...]`` (rows of the global
-    batch this rank owns), step Adam, update the EMA; return the SUM of per-sample losses.
+    batch this rank owns), step Adam, update the EMA; return the SUM of per-sample losses as a
+    0-d float64 tensor on the training device (no host synchronisation here: the caller reduces
+    it over ranks and checks it with :func:`check_loss`).
 
     Each micro-batch's loss is sum(per-sample) * world / B: DDP averages gradients over ranks,
     so the result is the gradient of the global-batch mean, whatever the split."""
@@ -41,20 +44,28 @@ def optimizer_step(p: StepParts, gb: GlobalBatch, maker: BatchMaker, micro, lr: 
         group["lr"] = lr
     p.opt.zero_grad(set_to_none=True)
     scale = p.world_size / p.batch_size
-    total = 0.0
+    total = torch.zeros((), dtype=torch.float64)
     for j, (a, b) in enumerate(micro):
         sync = p.model.no_sync() if p.distributed and j < len(micro) - 1 \
             else contextlib.nullcontext()
         inp = maker.inputs(gb, a, b)
+        # autocast knows only real device types: no context at all when it is off
+        cast = torch.autocast(p.device_type, dtype=torch.bfloat16) if p.bf16 \
+            else contextlib.nullcontext()
         with sync:
-            with torch.autocast(p.device_type, dtype=torch.bfloat16, enabled=p.bf16):
+            with cast:
                 out = p.model(inp["x_t"], inp["t"], inp["cond"], inp["drop"])
             target = training_target(p.schedule, p.objective, inp["x0"], inp["t"], inp["eps"])
             per = per_sample_loss(out.float(), target, p.loss)
             (per.sum() * scale).backward()
-        total += float(per.detach().sum())
-    if not torch.isfinite(torch.tensor(total)):
-        raise UserError(f"train: loss became {total} at step {step + 1}; lower train.lr")
+        total = total.to(per.device) + per.detach().sum().double()
     p.opt.step()
     ema_update(p.ema, p.net, step, p.ema_decay)
     return total
+
+
+def check_loss(loss: float, step: int) -> None:
+    """A non-finite (global) loss stops the run; every rank sees the same reduced value, so all
+    raise this together."""
+    if not math.isfinite(loss):
+        raise UserError(f"train: loss became {loss} at step {step}; lower train.lr")

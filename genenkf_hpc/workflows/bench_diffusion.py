@@ -26,7 +26,7 @@ from ..diffusion.schedule import Schedule
 from ..diffusion.unet import UNet1D, UNetArgs
 from ..parallel import ddp
 from ..parallel.decomposition import block_range
-from ..parallel.environment import read_environment, select_device, threads_per_process
+from ..parallel.environment import read_environment, threads_per_process
 from ..training import data as tdata
 from ..training.step import StepParts, optimizer_step
 
@@ -59,7 +59,8 @@ def bench_sample(args, cfg: Config, comm) -> dict:
     """Pseudo-ensemble members per second (all ranks together) for one DA cycle's draw."""
     gc = cfg.generative
     env = read_environment()
-    device = select_device(args.device or gc.device, env.local_rank, torch.cuda.is_available())
+    device = ddp.use_device(args.device or gc.device, env.local_rank,
+                            "--device" if args.device else "generative.device")
     torch.set_num_threads(threads_per_process())
     if args.checkpoint:
         bundle = load_bundle(args.checkpoint, device, gc.precision)
@@ -72,31 +73,62 @@ def bench_sample(args, cfg: Config, comm) -> dict:
     state = cfg.model.forcing + g.standard_normal(nx)
     obs = np.where(mask, state + bundle.obs_sigma * g.standard_normal(nx), np.nan)
     first, last = block_range(k, comm.size, comm.rank)
+    # the Generative EnKF's own call (cycling/generative.py): same sampler settings
     kw = dict(sampler=gc.sampler, steps=steps, eta=gc.eta, guidance=gc.guidance,
-              start_state=state, encoding=gc.encoding, strength=gc.strength)
+              start_state=state, encoding=gc.encoding, strength=gc.strength,
+              inversion_refine=gc.inversion_refine, clip=gc.clip or None,
+              batch_rows=gc.fixed_batch)
     sample_pseudo_ensemble(bundle, obs, mask, range(first, last), 0, 0, **kw)  # warm-up
-    times = []
+    times, counter = [], _EvaluationCounter(bundle.net)
     for r in range(args.repeat):
         comm.barrier()
         _sync(device)
+        counter.reset()
         t0 = time.perf_counter()
         sample_pseudo_ensemble(bundle, obs, mask, range(first, last), r + 1, 0, **kw)
         _sync(device)
         times.append(comm.allreduce(time.perf_counter() - t0, op="max"))
+    counter.remove()
     wall = float(np.median(times))
+    rows = comm.allreduce(counter.rows)  # of the last repeat, all ranks: every one is alike
     return {"bench": "sample", "members_per_s": k / wall, "seconds_per_ensemble": wall,
+            "network_evaluations_per_s": rows / wall,
+            "network_evaluations_per_member": rows / k,
+            "network_passes_per_ensemble": comm.allreduce(counter.passes, op="max"),
             "members": k, "steps": steps, "sampler": gc.sampler, "eta": gc.eta,
-            "guidance": gc.guidance, "encoding": gc.encoding, "strength": gc.strength, "nx": nx,
+            "guidance": gc.guidance, "encoding": gc.encoding, "strength": gc.strength,
+            "inversion_refine": gc.inversion_refine, "clip": gc.clip,
+            "fixed_batch": gc.fixed_batch, "nx": nx,
             "seq_len": bundle.seq_len, "precision": gc.precision, "device": str(device),
             "ranks": comm.size, "repeat": args.repeat,
             "parameters": sum(p.numel() for p in bundle.net.parameters()),
             "checkpoint": args.checkpoint or None, "torch_threads": torch.get_num_threads()}
 
 
+class _EvaluationCounter:
+    """Counts the network's forward passes and the rows (states) they evaluate: a guided step
+    evaluates 2 rows per member, a DDIB inversion step 1 row for the whole ensemble."""
+
+    def __init__(self, net: torch.nn.Module):
+        self.passes, self.rows = 0, 0
+        self._hook = net.register_forward_hook(self._count)
+
+    def _count(self, module, inputs, output) -> None:
+        self.passes += 1
+        self.rows += int(inputs[0].shape[0])
+
+    def reset(self) -> None:
+        self.passes, self.rows = 0, 0
+
+    def remove(self) -> None:
+        self._hook.remove()
+
+
 def bench_train(args, cfg: Config, comm) -> dict | None:
     """Training samples per second per rank (global batch split over the DDP ranks)."""
     env = read_environment()
-    ds = ddp.setup(env, args.device or cfg.train.device, comm=comm)
+    ds = ddp.setup(env, args.device or cfg.train.device, comm=comm,
+                   key="--device" if args.device else "train.device")
     torch.set_num_threads(threads_per_process())
     try:
         record = _bench_train(args, cfg, ds, env)
@@ -143,16 +175,17 @@ def _bench_train(args, cfg: Config, ds, env) -> dict | None:
         one(2 + s)
     _sync(ds.device)
     wall = time.perf_counter() - t0
-    wall = float(ddp.all_reduce_sum(torch.tensor([wall], dtype=torch.float64), ds)[0]) \
-        / ds.world_size
+    wall = ddp.all_reduce_values([wall], ds)[0] / ds.world_size  # mean over ranks
     if not ds.is_main:
         return None  # under torchrun every rank sees a one-process comm: rank 0 reports
     return {"bench": "train", "samples_per_s_per_rank": args.steps * batch / wall
             / ds.world_size, "samples_per_s": args.steps * batch / wall,
             "steps_per_s": args.steps / wall, "global_batch": batch,
+            # one forward + backward pass per training sample
+            "network_evaluations_per_s": args.steps * batch / wall,
             "grad_accum": tc.grad_accum, "steps": args.steps, "nx": nx,
             "base_width": arch.base_width, "multipliers": list(arch.multipliers),
             "attention": arch.attention, "seq_len": arch.seq_len,
             "parameters": sum(p.numel() for p in net.parameters()), "bf16": bf16,
-            "device": str(ds.device), "ranks": ds.world_size,
+            "device": str(ds.device), "ranks": ds.world_size, "backend": ds.backend,
             "launcher": env.launcher, "torch_threads": torch.get_num_threads()}

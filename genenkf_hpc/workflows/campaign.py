@@ -29,7 +29,7 @@ from ..cycling.registry import method_class
 from ..errors import DivergenceError, UserError
 from ..io.atomic import write_text
 from ..io.results import markdown_table, write_table_csv
-from ..parallel.comm import SerialComm
+from ..parallel.comm import SerialComm, run_on_root
 from ..parallel.tasks import run_spread
 from .assimilate import load_nature
 from .campaign_entries import BUILT_IN, Entry, campaign_entries, run_config, scored_seeds
@@ -90,6 +90,7 @@ def run_campaign(cfg: Config, ctx, *, model=None, nature=None, resume: bool = Fa
         raise UserError(f"the nature run given ({given}) holds one seed's truth, but "
                         f"campaign.seeds={seeds}: leave it out to generate each seed's nature "
                         "run")
+    run_on_root(comm, lambda: check_model_fits(cfg, entries, forcings, model, nature))
     runner = _Runner(nature, log, model, resume)
 
     def run_dir(label: str, forcing: float, seed: int) -> Path:
@@ -140,6 +141,24 @@ def run_campaign(cfg: Config, ctx, *, model=None, nature=None, resume: bool = Fa
     # table is then over (da_method, forcing), with several over (da_method, forcing, seed)).
     keys = [k for k in COLUMNS if k != "seed" or len(seeds) > 1]
     return [{k: r[k] for k in keys} for r in rows]
+
+
+def check_model_fits(cfg: Config, entries: list[Entry], forcings, model, nature) -> None:
+    """Every Generative EnKF run of the campaign must fit the model (CONTRACT section 7).
+    Checked once before anything runs, by one rank for all: inside the runs, which are spread
+    over the ranks, a mismatch would stop one rank and the job would have to be aborted."""
+    from ..diffusion import compatibility
+    from ..io.checkpoint import load_checkpoint
+
+    runs = [(e, f) for e in entries if e.method == "genenkf" for f in forcings]
+    if not runs:
+        return
+    ckpt = load_checkpoint(model)
+    for entry, forcing in runs:
+        run_cfg = run_config(cfg, entry.overrides, forcing)
+        mask = load_nature(run_cfg, forcing, nature, SerialComm()).mask
+        compatibility.check(ckpt, compatibility.Experiment(run_cfg, mask, forcing),
+                            run_cfg.generative.allow_mismatch, model)
 
 
 def _progress(log, phase: str, rank: int):

@@ -23,7 +23,8 @@ import numpy as np
 
 from .. import __version__, rng
 from ..config import Config
-from ..dynamics.from_config import forecast_model, nature_clock, nature_model
+from ..dynamics.from_config import (configured_dynamics, forecast_model, nature_clock,
+                                    nature_model)
 from ..errors import UserError
 from ..io import hdf5
 from ..io.provenance import provenance
@@ -136,6 +137,7 @@ def make_dataset(cfg: Config, ctx) -> Path:
         hdf5.write_metadata(ctx.path, {
             "nx": m.nx, "dt": m.dt, "interval": interval, "forcing": forcing, "seed": d.seed,
             "source": d.source, "dynamics": info,
+            "dynamics_name": configured_dynamics(cfg, d.source),
             "spinup_steps": d.spinup_steps, "steps": d.steps, "trajectories": n,
             "obs": {"interval": cfg.osse.obs_interval, "sigma": cfg.osse.obs_sigma,
                     "note": "drawn afresh at training time"},

@@ -37,12 +37,13 @@ from ..io import hdf5
 from ..io.atomic import write_json
 from ..io.losslog import write_loss_csv, write_loss_plot
 from ..parallel import ddp
+from ..parallel.comm import collective_error
 from ..parallel.decomposition import block_range
 from ..parallel.environment import threads_per_process
 from ..training import data as tdata
 from ..training import state as tstate
 from ..training import validation
-from ..training.step import StepParts, optimizer_step
+from ..training.step import StepParts, check_loss, optimizer_step
 
 HELP = "train the observation-conditioned diffusion model (DDP-ready) -> checkpoints/"
 CKPT_DIR = "checkpoints"
@@ -106,6 +107,31 @@ def train_model(cfg: Config, ctx, opts: TrainOptions) -> Path:
     return trainer.ckpt_dir / ckpt_io.LATEST
 
 
+def dataset_record(meta: dict, directory) -> dict:
+    """What the checkpoint keeps of the training data (``metadata.json`` of ``genenkf
+    dataset``): where it came from and what it was (model, F, time step, spacing of stored
+    states), for the model-experiment check."""
+    dynamics = meta.get("dynamics", "lorenz96")
+    return {"path": str(Path(directory).resolve()), "nx": int(meta["nx"]),
+            "dt": float(meta["dt"]),
+            # before `interval` was recorded, datasets stored consecutive model steps
+            "interval": float(meta.get("interval", meta["dt"])),
+            "forcing": float(meta["forcing"]), "seed": int(meta["seed"]),
+            "source": str(meta.get("source", "model")),
+            "dynamics": str(meta.get("dynamics_name") or (
+                dynamics.get("dynamics") if isinstance(dynamics, dict) else dynamics))}
+
+
+def trained_obs(ckpt: dict) -> dict:
+    """A checkpoint's observation settings, with what older checkpoints did not record filled
+    in as they trained (lag 0, every interval-th point observed)."""
+    from ..diffusion.compatibility import model_mask
+
+    obs = ckpt["obs"]
+    return {"interval": obs["interval"], "sigma": obs["sigma"], "lag": int(obs.get("lag", 0)),
+            "mask": list(model_mask(ckpt))}
+
+
 class _StopFlag:
     """Set by SIGTERM / SIGUSR1; the loop checkpoints at the next step boundary."""
 
@@ -165,20 +191,21 @@ class Trainer:
                     normalisation={**self.normaliser.to_dict(),
                                    **{k: float(v) for k, v in self.meta["normalisation"].items()
                                       if isinstance(v, (int, float))}},
+                    # what the model fits (diffusion/compatibility.py reads these)
                     obs={"interval": cfg.osse.obs_interval, "sigma": cfg.osse.obs_sigma,
-                         "lag": cfg.network.obs_lag},
-                    dataset={"path": str(Path(self.opts.data).resolve()),
-                             "nx": int(self.meta["nx"]), "dt": float(self.meta["dt"]),
-                             "forcing": float(self.meta["forcing"]),
-                             "seed": int(self.meta["seed"])})
+                         "lag": cfg.network.obs_lag,
+                         "mask": [int(i) for i in np.flatnonzero(self.mask)]},
+                    dataset=dataset_record(self.meta, self.opts.data))
 
     def _resume(self) -> None:
         path = self.ckpt_dir / ckpt_io.LATEST
         ck = ckpt_io.load_checkpoint(path)
         static = self._static()
+        trained = {"arch": ck.get("arch"), "diffusion": ck.get("diffusion"),
+                   "obs": trained_obs(ck) if "obs" in ck else None}
         for key in ("arch", "diffusion", "obs"):
-            if ck.get(key) != static[key]:
-                raise UserError(f"--resume: {path} was trained with {key}={ck.get(key)}, the "
+            if trained[key] != static[key]:
+                raise UserError(f"--resume: {path} was trained with {key}={trained[key]}, the "
                                 f"config now gives {static[key]}")
         if ck["normalisation"].get("lo") != static["normalisation"]["lo"] or \
                 ck["normalisation"].get("hi") != static["normalisation"]["hi"]:
@@ -232,11 +259,11 @@ class Trainer:
                 done += 1
                 want_stop = flag.signal is not None or (stop_at is not None
                                                         and self.step >= stop_at)
-                red = ddp.all_reduce_sum(torch.tensor([loss_sum, float(want_stop)],
-                                                      dtype=torch.float64), ds)
-                self._record(float(red[0]) / tc.batch_size, lr, val_cases)
+                loss_sum, stops = ddp.all_reduce_values([loss_sum, float(want_stop)], ds)
+                check_loss_collectively(loss_sum, self.step)
+                self._record(loss_sum / tc.batch_size, lr, val_cases)
                 bar.update(1)
-                if red[1] > 0 and self.step < tc.steps:
+                if stops > 0 and self.step < tc.steps:
                     stopped = flag.signal or (f"--stop-at {stop_at}" if stop_at is not None
                                               and self.step >= stop_at
                                               else "a signal on another rank")
@@ -303,6 +330,7 @@ class Trainer:
         cfg, tc = self.cfg, self.cfg.train
         rate = done * tc.batch_size / max(wall, 1e-9) / self.ds.world_size
         summary = {"steps": self.step, "ranks": self.ds.world_size, "device": str(self.ds.device),
+                   "backend": self.ds.backend, "bf16": self.bf16,
                    "final_loss": self.history[-1][1] if self.history else None,
                    "val_rmse": next((r[3] for r in reversed(self.history)
                                      if not math.isnan(r[3])), None),
@@ -326,6 +354,14 @@ class Trainer:
         self.log.info("trained %d steps in %.1f s (%.1f samples/s/rank); final loss %.4f; "
                       "checkpoint %s", done, wall, rate, summary["final_loss"] or math.nan,
                       self.ckpt_dir / ckpt_io.LATEST)
+
+
+def check_loss_collectively(loss_sum: float, step: int) -> None:
+    """The reduced loss is the same on every rank: a bad one is one collective error."""
+    try:
+        check_loss(loss_sum, step)
+    except UserError as exc:
+        raise collective_error(exc) from None
 
 
 class _NoBar:

@@ -77,6 +77,22 @@ def test_member_noise_depends_only_on_its_generator():
     torch.testing.assert_close(a[2], b[0], rtol=0, atol=0)
 
 
+def test_ddim_step_without_noise_is_the_deterministic_step():
+    """eta > 0 with no noise drawn must not shrink the eps coefficient (a biased step)."""
+    from genenkf_hpc.diffusion.sampling import ddim_step
+
+    sch = Schedule(100, "cosine")
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 1, 8, generator=g, dtype=torch.float64)
+    eps = torch.randn(4, 1, 8, generator=g, dtype=torch.float64)
+    deterministic = ddim_step(sch, x, eps, 59, 49, 0.0, None)
+    torch.testing.assert_close(ddim_step(sch, x, eps, 59, 49, 0.7, None), deterministic,
+                               rtol=0, atol=0)
+    # with noise, eta still matters (and zero noise gives the shrunk, noiseless mean)
+    zero = torch.zeros_like(x)
+    assert not torch.allclose(ddim_step(sch, x, eps, 59, 49, 0.7, zero), deterministic)
+
+
 @pytest.mark.parametrize("t_s", [200, 500, 800])
 def test_stochastic_encoding_samples_the_gaussian_posterior_of_the_start(t_s):
     """SDEdit from x_start: noise to t_s, then exact-denoiser ancestral sampling. For data
@@ -115,3 +131,37 @@ def test_deterministic_encoding_has_no_spread_and_stochastic_encoding_does():
     sdedit = ddim_sample(eps_fn, sch, stochastic_encode(sch, start, times[-1], noise.draw()),
                          times, eta=0.0)
     assert sdedit.std(dim=0).min() > 0.3 * S
+
+
+def test_fixed_batches_make_a_members_sample_independent_of_its_neighbours():
+    """Issue 12, defect 6: split over ranks, float32 members were computed in batches of
+    another size and differed by ~1e-6; with fixed (padded) batches they are bit for bit the
+    one-process members."""
+    import numpy as np
+
+    from genenkf_hpc.diffusion.bundle import load_bundle, sample_pseudo_ensemble
+    from genenkf_hpc.diffusion.sampling import fixed_batches
+    from testpaths import REPO
+
+    bundle = load_bundle(REPO / "models" / "l96_paper_small.pt", precision="float32")
+    mask = np.arange(40) % 2 == 0
+    g = np.random.default_rng(0)
+    state = 8 + 3 * g.standard_normal(40)
+    obs = np.where(mask, state + g.standard_normal(40), np.nan)
+
+    def draw(blocks, rows):
+        return np.concatenate([sample_pseudo_ensemble(
+            bundle, obs, mask, range(a, b), 3, 0, steps=4, guidance=1.0, start_state=state,
+            encoding="ddib", strength=0.6, inversion_refine=0, batch_rows=rows)
+            for a, b in blocks])
+
+    one = draw([(0, 11)], 4)
+    for blocks in ([(0, 4), (4, 11)], [(0, 6), (6, 11)], [(0, 3), (3, 7), (7, 11)]):
+        np.testing.assert_array_equal(draw(blocks, 4), one)
+    # padding is invisible: the fixed-batch network equals the plain one row by row (float64)
+    net = bundle.net.double()
+    x = torch.randn(5, 1, 40, dtype=torch.float64)
+    t = torch.full((5,), 300)
+    with torch.no_grad():
+        torch.testing.assert_close(fixed_batches(net, 2)(x, t), net(x, t), rtol=1e-12,
+                                   atol=1e-12)

@@ -1,5 +1,6 @@
 """`genenkf dataset` + `genenkf train`: rank-count independence, DDP == one process, resume ==
 uninterrupted, graceful stop on SIGTERM, checkpoints that refuse unsafe content."""
+import json
 import os
 import signal
 import subprocess
@@ -193,3 +194,65 @@ def test_sigterm_writes_checkpoint_and_exits_zero(data_dir, tmp_path):
     assert 2 <= ck["step"] < 100000
     assert (out / "checkpoints" / f"step_{ck['step']:08d}.pt").exists()
     assert len((out / "loss.csv").read_text().splitlines()) == 1 + ck["step"]
+
+
+def losses(run_dir) -> np.ndarray:
+    """Loss per optimizer step (train.log_every=1)."""
+    ck = torch.load(Path(run_dir) / "checkpoints" / "latest.pt", weights_only=True)
+    return ck["loss_history"][:, 1].numpy()
+
+
+def torchrun(n, out, data_dir, *extra):
+    env = mpi_env()
+    env.pop("MASTER_ADDR", None), env.pop("MASTER_PORT", None)
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node", str(n), "-m", "genenkf_hpc", "train", "-c", TINY,
+                           "--data", str(data_dir), "--out", str(out), "--eval-states", "0",
+                           *DATA, *NET, *extra], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=REPO)
+
+
+def test_bf16_autocast_on_cpu_is_finite_and_close_to_fp32(data_dir, tmp_path):
+    assert train(tmp_path / "fp32", data_dir, "train.precision=fp32") == 0
+    assert train(tmp_path / "bf16", data_dir, "train.precision=bf16") == 0
+    fp32, bf16 = losses(tmp_path / "fp32"), losses(tmp_path / "bf16")
+    assert len(bf16) == 4 and np.all(np.isfinite(bf16))
+    np.testing.assert_allclose(bf16, fp32, rtol=0.05)
+    assert not np.array_equal(bf16, fp32)  # autocast really ran in bf16
+    summary = json.loads((tmp_path / "bf16" / "summary.json").read_text())
+    assert summary["bf16"] is True and summary["backend"] is None
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+@pytest.mark.parametrize("ranks, launcher", [(2, "torchrun"), (3, "mpiexec")])
+def test_ddp_with_a_batch_the_ranks_do_not_divide_equals_one_process(data_dir, tmp_path, ranks,
+                                                                     launcher):
+    """A global batch of 7 over 2 ranks (4 + 3) and 3 ranks (3 + 2 + 2): same loss per step
+    and weights as one process, with the process group's backend recorded."""
+    batch = ["train.batch_size=7", "train.steps=3"]
+    assert train(tmp_path / "one", data_dir, *batch) == 0
+    if launcher == "torchrun":
+        proc = torchrun(ranks, tmp_path / "many", data_dir, *batch)
+    else:
+        proc = run_mpi(ranks, ["train", "-c", TINY, "--data", data_dir, "--out",
+                               tmp_path / "many", "--eval-states", "0", *DATA, *NET, *batch],
+                       timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    np.testing.assert_allclose(losses(tmp_path / "many"), losses(tmp_path / "one"), rtol=1e-6)
+    assert max_diff(weights(tmp_path / "many"), weights(tmp_path / "one")) < 1e-5
+    summary = json.loads((tmp_path / "many" / "summary.json").read_text())
+    assert summary["ranks"] == ranks and summary["backend"] == "gloo"
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+def test_bf16_ddp_under_torchrun(data_dir, tmp_path):
+    assert train(tmp_path / "fp32", data_dir, "train.precision=fp32") == 0
+    proc = torchrun(2, tmp_path / "bf16", data_dir, "train.precision=bf16")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bf16 = losses(tmp_path / "bf16")
+    assert len(bf16) == 4 and np.all(np.isfinite(bf16))
+    np.testing.assert_allclose(bf16, losses(tmp_path / "fp32"), rtol=0.05)
+    summary = json.loads((tmp_path / "bf16" / "summary.json").read_text())
+    assert summary["bf16"] is True and summary["ranks"] == 2

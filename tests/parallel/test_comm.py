@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from testpaths import CONFIGS, REPO
-from genenkf_hpc.parallel.comm import SerialComm, run_on_root, world
+from genenkf_hpc.parallel.comm import (RootFailure, SerialComm, is_collective,
+                                       run_on_root, world)
 from genenkf_hpc.errors import UserError
 
 
@@ -39,6 +40,35 @@ def test_run_on_root_raises_collectively():
         run_on_root(SerialComm(), bad)
     assert info.value.collective and "x.nc" in str(info.value)
     assert run_on_root(SerialComm(), lambda: 3) == 3
+
+
+class _Rank1Of2(SerialComm):
+    """Rank 1 of a 2-rank job whose root broadcasts ``sent``."""
+
+    rank, size, is_main = 1, 2, False
+
+    def __init__(self, sent):
+        self.sent = sent
+
+    def bcast(self, obj, root=0):
+        return self.sent
+
+
+def test_run_on_root_failures_stop_the_other_ranks_too():
+    with pytest.raises(UserError, match="x.nc") as info:
+        run_on_root(_Rank1Of2(("user", "nature file x.nc is broken")), lambda: 1 / 0)
+    assert is_collective(info.value, 2)
+    # a bug on the root: the other ranks stop as well instead of waiting for it
+    with pytest.raises(RootFailure, match="rank 0 failed: OSError: disk full"):
+        run_on_root(_Rank1Of2(("other", "OSError: disk full")), lambda: 1 / 0)
+
+
+def test_a_collective_error_of_a_one_rank_comm_is_not_the_jobs():
+    """A campaign runs each assimilation on one rank: its errors concern that rank alone, so
+    the CLI must abort the job (the other ranks would wait for it)."""
+    with pytest.raises(UserError) as info:
+        run_on_root(SerialComm(), lambda: (_ for _ in ()).throw(UserError("bad")))
+    assert is_collective(info.value, 1) and not is_collective(info.value, 4)
 
 
 def test_srun_without_mpi_is_refused(tmp_path):
