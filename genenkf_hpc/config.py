@@ -140,13 +140,18 @@ class DatasetConfig:
 
 @dataclass
 class NetworkConfig:
-    """The 1D U-Net denoiser."""
+    """The denoiser: the 1D U-Net (default) or a local network for any grid size."""
 
+    kind: str = _f("unet", "network: unet (the original's, for one nx) or local (translation-"
+                   "equivariant, finite receptive field: any nx, domain-decomposed sampling)",
+                   choices=("unet", "local"))
     base_width: int = _f(40, "channels of the first level", min=1)
     multipliers: list[int] = _f([1, 2, 4, 8], "channel multiplier per level")
-    groups: int = _f(8, "GroupNorm groups", min=1)
-    attention: bool = _f(True, "linear attention per level, full attention at the bottleneck")
+    groups: int = _f(8, "GroupNorm groups (unet)", min=1)
+    attention: bool = _f(True, "linear attention per level, full attention at the bottleneck "
+                              "(unet)")
     seq_len: int = _f(1, "observation history length (>= 2 adds a history embedding)", min=1)
+    blocks_per_level: int = _f(2, "ResNet blocks per level", min=1)
 
 
 @dataclass

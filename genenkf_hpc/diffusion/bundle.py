@@ -8,6 +8,7 @@ round-off of the batched network; use ``precision="float64"`` for 1e-10 agreemen
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,19 +17,24 @@ import torch
 from .. import rng
 from ..errors import UserError
 from .conditioning import Normaliser, condition_from_obs
+from .networks import args_from_dict, build_network, locality
 from .sampling import (MemberNoise, ddim_invert, ddim_sample, ddpm_sample, guided_eps_fn,
                        strided_times)
 from .schedule import Schedule
-from .unet import UNet1D, UNetArgs
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclass
 class ModelBundle:
-    """Network (EMA weights, eval mode) + diffusion schedule + normalisation + obs settings."""
+    """Network (EMA weights, eval mode) + diffusion schedule + normalisation + obs settings.
 
-    net: UNet1D
+    ``nx``: the ring the bundle samples (a whole-ring U-Net: the one it was trained on; a local
+    network: its training ring until :func:`on_grid` moves it to another); ``receptive_field``:
+    the local network's receptive field record (``left``, ``right``, ``width``, ``downsampling``),
+    None for a whole-ring network."""
+
+    net: torch.nn.Module
     schedule: Schedule
     objective: str
     normaliser: Normaliser
@@ -39,15 +45,26 @@ class ModelBundle:
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
     info: dict = field(default_factory=dict)
+    receptive_field: dict | None = None
 
 
-def build_bundle(net: UNet1D, schedule: Schedule, objective: str, normaliser: Normaliser,
-                 obs_interval: int, obs_sigma: float, info: dict | None = None) -> ModelBundle:
+def build_bundle(net, schedule: Schedule, objective: str, normaliser: Normaliser,
+                 obs_interval: int, obs_sigma: float, info: dict | None = None,
+                 nx: int | None = None) -> ModelBundle:
+    """``nx``: the ring of a local network (a whole-ring network knows its own)."""
     p = next(net.parameters())
     return ModelBundle(net=net.eval(), schedule=schedule, objective=objective,
-                       normaliser=normaliser, nx=net.args.nx, seq_len=net.args.seq_len,
-                       obs_interval=obs_interval, obs_sigma=obs_sigma, device=p.device,
-                       dtype=p.dtype, info=dict(info or {}))
+                       normaliser=normaliser, nx=int(getattr(net.args, "nx", nx)),
+                       seq_len=net.args.seq_len, obs_interval=obs_interval, obs_sigma=obs_sigma,
+                       device=p.device, dtype=p.dtype, info=dict(info or {}),
+                       receptive_field=locality(net.args))
+
+
+def on_grid(bundle: ModelBundle, nx: int) -> ModelBundle:
+    """The same local network sampling a ring of ``nx`` points (checked by the caller against
+    its receptive field and downsampling factor)."""
+    assert bundle.receptive_field is not None, "a whole-ring network applies to its own nx only"
+    return dataclasses.replace(bundle, nx=int(nx))
 
 
 def bundle_from_checkpoint(ckpt: dict, device: str = "cpu", precision: str = "float32",
@@ -56,14 +73,14 @@ def bundle_from_checkpoint(ckpt: dict, device: str = "cpu", precision: str = "fl
     if precision not in DTYPES:
         raise UserError(f"precision={precision!r}: expected one of {', '.join(DTYPES)}")
     try:
-        args = UNetArgs.from_dict(ckpt["arch"])
+        args = args_from_dict(ckpt["arch"])
         diff = ckpt["diffusion"]
         norm = Normaliser.from_dict(ckpt["normalisation"])
         obs = ckpt["obs"]
         weights = ckpt["ema" if use_ema and "ema" in ckpt else "model"]
     except (KeyError, TypeError) as exc:
         raise UserError(f"{name}: not a genenkf train checkpoint (missing {exc})") from None
-    net = UNet1D(args)
+    net = build_network(args)
     try:
         net.load_state_dict(weights)
     except RuntimeError as exc:
@@ -72,7 +89,8 @@ def bundle_from_checkpoint(ckpt: dict, device: str = "cpu", precision: str = "fl
     net = net.to(device=torch.device(device), dtype=DTYPES[precision])
     return build_bundle(net, Schedule(int(diff["timesteps"]), str(diff["schedule"])),
                         str(diff["objective"]), norm, int(obs["interval"]), float(obs["sigma"]),
-                        info={"step": int(ckpt.get("step", 0)), "source": name})
+                        info={"step": int(ckpt.get("step", 0)), "source": name},
+                        nx=int(ckpt.get("dataset", {}).get("nx", 0)) or None)
 
 
 def load_bundle(path, device: str = "cpu", precision: str = "float32") -> ModelBundle:

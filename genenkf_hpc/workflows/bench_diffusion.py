@@ -23,7 +23,7 @@ from ..config import Config
 from ..diffusion.bundle import DTYPES, build_bundle, load_bundle, sample_pseudo_ensemble
 from ..diffusion.conditioning import Normaliser
 from ..diffusion.schedule import Schedule
-from ..diffusion.unet import UNet1D, UNetArgs
+from ..diffusion.networks import build_network, network_args
 from ..parallel import ddp
 from ..parallel.decomposition import block_range
 from ..parallel.environment import read_environment, select_device, threads_per_process
@@ -34,20 +34,14 @@ from ..training.step import StepParts, optimizer_step
 _L96_RANGE = (-8.0, 13.0)
 
 
-def _arch(cfg: Config, nx: int) -> UNetArgs:
-    n = cfg.network
-    return UNetArgs(nx=nx, base_width=n.base_width, multipliers=tuple(n.multipliers),
-                    groups=n.groups, attention=n.attention, seq_len=n.seq_len)
-
-
 def _random_bundle(cfg: Config, nx: int, device: str, precision: str):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(rng.torch_seed(cfg.train.seed, rng.Purpose.BENCH, 0))
-        net = UNet1D(_arch(cfg, nx))
+        net = build_network(network_args(cfg, nx))
     net = net.to(device=torch.device(device), dtype=DTYPES[precision])
     return build_bundle(net, Schedule(cfg.diffusion.timesteps, cfg.diffusion.schedule),
                         cfg.diffusion.objective, Normaliser(*_L96_RANGE), cfg.osse.obs_interval,
-                        cfg.osse.obs_sigma)
+                        cfg.osse.obs_sigma, nx=nx)
 
 
 def _sync(device) -> None:
@@ -110,10 +104,10 @@ def bench_train(args, cfg: Config, comm) -> dict | None:
 def _bench_train(args, cfg: Config, ds, env) -> dict | None:
     tc, nx = cfg.train, args.nx or cfg.model.nx
     batch = args.batch or tc.batch_size
-    arch = _arch(cfg, nx)
+    arch = network_args(cfg, nx)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(rng.torch_seed(tc.seed, rng.Purpose.BENCH, 2))
-        net, ema = UNet1D(arch), UNet1D(arch)
+        net, ema = build_network(arch), build_network(arch)
     net, ema = net.to(ds.device), ema.to(ds.device).requires_grad_(False)
     model = ddp.wrap(net, ds)
     schedule = Schedule(cfg.diffusion.timesteps, cfg.diffusion.schedule)
@@ -151,8 +145,9 @@ def _bench_train(args, cfg: Config, ds, env) -> dict | None:
             / ds.world_size, "samples_per_s": args.steps * batch / wall,
             "steps_per_s": args.steps / wall, "global_batch": batch,
             "grad_accum": tc.grad_accum, "steps": args.steps, "nx": nx,
-            "base_width": arch.base_width, "multipliers": list(arch.multipliers),
-            "attention": arch.attention, "seq_len": arch.seq_len,
+            "network": cfg.network.kind, "base_width": arch.base_width,
+            "multipliers": list(arch.multipliers), "attention": getattr(arch, "attention", False),
+            "seq_len": arch.seq_len,
             "parameters": sum(p.numel() for p in net.parameters()), "bf16": bf16,
             "device": str(ds.device), "ranks": ds.world_size,
             "launcher": env.launcher, "torch_threads": torch.get_num_threads()}
