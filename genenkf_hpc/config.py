@@ -14,7 +14,8 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -192,6 +193,9 @@ class RunConfig:
 
     checkpoint_every: int = _f(0, "assimilate: restart file every n cycles (0: off)", min=0)
     progress: bool = _f(True, "progress bar on a terminal")
+    domains: int | str = _f("auto", "assimilate: domains of the ring (ranks = member groups x "
+                            "domains); \"auto\": every rank its own segment when each gets at "
+                            "least 1000 points, else 1 (members over ranks)")
 
 
 @dataclass
@@ -318,6 +322,16 @@ def _build_section(name: str, cls: type, values: dict[str, Any]):
 def _coerce(key: str, hint, value):
     """Check ``value`` against the annotation; ints are accepted where floats are expected."""
     origin = get_origin(hint)
+    if origin in (Union, UnionType):
+        arms = get_args(hint)
+        for arm in arms:
+            try:
+                return _coerce(key, arm, value)
+            except UserError:
+                continue
+        raise UserError(f"{key}={value!r}: expected " + " or ".join(
+            {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+            .get(arm, str(arm)) for arm in arms))
     if origin is dict:
         if not isinstance(value, dict):
             raise UserError(f"{key}={value!r}: expected a table, e.g. {{name = 1.0}}")
@@ -384,6 +398,9 @@ def validate(cfg: Config) -> None:
         from .dynamics.from_config import nature_clock
 
         nature_clock(cfg)  # the nature time step must divide the cycle interval
+    domains = cfg.run.domains
+    if isinstance(domains, str) and domains != "auto" or isinstance(domains, int) and domains < 1:
+        raise UserError(f"run.domains={domains!r}: expected \"auto\" or an integer >= 1")
     if cfg.generative.sampling_steps > cfg.diffusion.timesteps:
         raise UserError(f"generative.sampling_steps={cfg.generative.sampling_steps}: must be <= "
                         f"diffusion.timesteps={cfg.diffusion.timesteps}")
