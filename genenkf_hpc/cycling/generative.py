@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import rng
 from ..errors import UserError
-from .base import CycleContext, PseudoEnsembleMethod
+from .base import CycleContext, DomainSupport, PseudoEnsembleMethod
 
 
 def _blend_members(block: np.ndarray, state: np.ndarray, alpha: float) -> np.ndarray:
@@ -134,6 +134,9 @@ class GaussianPseudo(PseudoEnsembleMethod):
     simulation state, spread scaled by ``generative.gaussian_scale``."""
 
     name = "gaussian_pseudo"
+
+    def domain_support(self) -> DomainSupport:
+        return DomainSupport("gaussian_pseudo draws from a dense (nx, nx) covariance")
 
     def settings(self) -> dict:
         return {"scale": self.cfg.generative.gaussian_scale, "alpha": self.cfg.generative.alpha,

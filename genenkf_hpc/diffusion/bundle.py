@@ -3,8 +3,10 @@
 :func:`sample_pseudo_ensemble` draws pseudo-ensemble members conditioned on observations, in
 physical units. Member m's sample is a function of ``(seed, m, cycle)`` only: its noise comes
 from its own ``torch.Generator`` seeded with ``rng.torch_seed(seed, DIFFUSION_SAMPLING, m,
-cycle)``, so a rank that owns members [a, b) draws exactly what one process would (to the
-round-off of the batched network; use ``precision="float64"`` for 1e-10 agreement).
+cycle)`` (a whole-ring network) or from streams by position (a local network, whose samples
+also do not depend on how the ring is cut into segments, :mod:`.tiled`), so a rank that owns
+members [a, b) draws exactly what one process would (to the round-off of the batched network;
+use ``precision="float64"`` for 1e-10 agreement).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from .networks import args_from_dict, build_network, locality
 from .sampling import (MemberNoise, ddim_invert, ddim_sample, ddpm_sample, guided_eps_fn,
                        strided_times)
 from .schedule import Schedule
+from .tiled import PositionalNoise, Segment, TiledNet
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -105,70 +108,106 @@ def member_generators(seed: int, members, cycle: int) -> list[torch.Generator]:
                                                          int(m), int(cycle))) for m in members]
 
 
+def member_noise(bundle: ModelBundle, seed: int, cycle: int, segment: Segment | None = None):
+    """``noise_for(members)``: a noise object for a batch of members. A whole-ring network: one
+    torch generator per (seed, member, cycle). A local network: numbers by position
+    (:class:`~.tiled.PositionalNoise`), so any decomposition of the ring draws the same."""
+    dt, dev = bundle.dtype, bundle.device
+    if bundle.receptive_field is None:
+        return lambda members: MemberNoise(member_generators(seed, members, cycle),
+                                           (1, bundle.nx), dtype=dt, device=dev)
+    span = (segment.start, segment.stop) if segment is not None else (0, bundle.nx)
+    return lambda members: PositionalNoise(seed, members, cycle, span, dtype=dt, device=dev)
+
+
 @torch.inference_mode()
-def sample_normalised(bundle: ModelBundle, cond: torch.Tensor, generators, *, sampler: str,
-                      steps: int, eta: float, guidance: float, x_start: torch.Tensor | None = None,
-                      strength: float = 1.0, refine: int = 2,
-                      clip: float | None = 1.0) -> torch.Tensor:
-    """Core sampler in normalised units: ``cond (1 or k, 2S, nx)``, one generator per row ->
-    ``(k, 1, nx)``. With ``x_start (1, 1, nx)`` (normalised state) it runs DDIB: deterministic
-    inversion with guidance 1 to t_s = strength T (``refine`` fixed-point iterations per step,
-    see :func:`ddim_invert`), then guided decoding from there. ``clip``: bound of the x0
-    predictions in normalised units (1.0 = the training data's range), None for no clipping."""
-    sch, k = bundle.schedule, len(generators)
+def sample_normalised(bundle: ModelBundle, cond: torch.Tensor, members, noise_for, *,
+                      sampler: str, steps: int, eta: float, guidance: float,
+                      x_start: torch.Tensor | None = None, strength: float = 1.0,
+                      refine: int = 2, clip: float | None = 1.0, net=None,
+                      batch_members: int = 0) -> torch.Tensor:
+    """Core sampler in normalised units: ``cond (1 or k, 2S, n)``, ``noise_for(batch of member
+    ids)`` their noise -> ``(k, 1, n)``. With ``x_start (1, 1, n)`` (normalised state) it runs
+    DDIB: deterministic inversion with guidance 1 to t_s = strength T (``refine`` fixed-point
+    iterations per step, see :func:`ddim_invert`), then guided decoding from there. ``clip``:
+    bound of the x0 predictions in normalised units (1.0 = the training data's range), None for
+    no clipping. ``net``: the network to evaluate (default the bundle's; a
+    :class:`~.tiled.TiledNet` on a segment); ``batch_members``: members per network batch
+    (0: all at once), which bounds the memory at large n."""
+    sch, members = bundle.schedule, list(members)
     dev, dt = bundle.device, bundle.dtype
+    net = bundle.net if net is None else net
     cond = cond.to(device=dev, dtype=dt)
-    noise = MemberNoise(generators, (1, bundle.nx), dtype=dt, device=dev)
     ddpm = sampler == "ddpm" or steps >= sch.timesteps
     times = strided_times(sch.timesteps, sch.timesteps if ddpm else steps,
                           strength if x_start is not None else 1.0)
-    eps_fn = guided_eps_fn(bundle.net, sch, bundle.objective, cond, guidance)
-    if x_start is None:
-        x = noise.draw()
-    else:
+    eps_fn = guided_eps_fn(net, sch, bundle.objective, cond, guidance)
+    inverted = None
+    if x_start is not None:
         # Inversion is deterministic and identical for all members: run it once (batch 1).
-        invert_fn = guided_eps_fn(bundle.net, sch, bundle.objective, cond[:1], 1.0)
-        x = ddim_invert(invert_fn, sch, x_start.to(device=dev, dtype=dt), times, refine)
-        x = x.expand(k, -1, -1).clone()
-    if ddpm:
-        return ddpm_sample(eps_fn, sch, x, noise, t_start=times[-1], clip=clip)
-    return ddim_sample(eps_fn, sch, x, times, eta, noise, clip=clip)
+        invert_fn = guided_eps_fn(net, sch, bundle.objective, cond[:1], 1.0)
+        inverted = ddim_invert(invert_fn, sch, x_start.to(device=dev, dtype=dt), times, refine)
+    batch = batch_members if batch_members > 0 else max(1, len(members))
+    out = []
+    for first in range(0, len(members), batch):
+        noise = noise_for(members[first:first + batch])
+        k = len(members[first:first + batch])
+        x = noise.draw() if inverted is None else inverted.expand(k, -1, -1).clone()
+        if ddpm:
+            out.append(ddpm_sample(eps_fn, sch, x, noise, t_start=times[-1], clip=clip))
+        else:
+            out.append(ddim_sample(eps_fn, sch, x, times, eta, noise, clip=clip))
+    return torch.cat(out)
 
 
 def sample_pseudo_ensemble(bundle: ModelBundle, obs, mask, members, cycle: int, seed: int, *,
                            sampler: str = "ddim", steps: int = 100, eta: float = 0.3,
                            guidance: float = 3.0, ddib_state=None, strength: float = 1.0,
-                           inversion_refine: int = 2, clip: float | None = 1.0) -> np.ndarray:
-    """Pseudo-ensemble ``(len(members), nx)`` float64, physical units.
+                           inversion_refine: int = 2, clip: float | None = 1.0,
+                           segment: Segment | None = None,
+                           batch_members: int = 0) -> np.ndarray:
+    """Pseudo-ensemble ``(len(members), n)`` float64, physical units, n = bundle.nx or the
+    segment's points.
 
     obs: ``(nx,)`` or ``(n, nx)`` history (oldest first), NaN allowed where not observed;
     mask: ``(nx,)`` or ``(n, nx)`` bool; members: member ids (e.g. this rank's block);
-    ddib_state: ``(nx,)`` simulation state to start from (DDIB), else pure noise;
+    ddib_state: ``(n,)`` simulation state to start from (DDIB), else pure noise;
     strength: DDIB inversion depth t_s / T in (0, 1] (smaller: closer to ddib_state);
     inversion_refine: fixed-point iterations per inversion step (0: classic DDIM inversion);
     clip: x0 predictions are clamped to [-clip, clip] in normalised units while decoding; 1.0 is
-    exactly the training data's range [min, max] (None: no clipping).
+    exactly the training data's range [min, max] (None: no clipping);
+    segment: sample only the points ``[segment.start, segment.stop)`` of the ring (a local
+    network on a domain, :class:`~.tiled.Segment`; its ``fill`` exchanges the tile halo, so all
+    ranks of a domain group call this together); batch_members: members per network batch.
     Sampler ``ddpm`` (or steps >= T) is ancestral sampling over every step; ``ddim`` uses
     ``steps`` strided steps with stochasticity ``eta``.
     """
     members = [int(m) for m in members]
+    n = bundle.nx if segment is None else segment.points
     if not members:
-        return np.empty((0, bundle.nx))
+        return np.empty((0, n))
     if sampler not in ("ddim", "ddpm"):
         raise UserError(f"sampler={sampler!r}: expected ddim or ddpm")
     if steps < 1:
         raise UserError(f"sampling steps={steps}: must be >= 1")
     if not 0.0 < strength <= 1.0:
         raise UserError(f"strength={strength}: must be in (0, 1]")
-    cond = condition_from_obs(obs, mask, bundle.normaliser, bundle.seq_len, bundle.nx)
+    net = None
+    if segment is None:
+        cond = condition_from_obs(obs, mask, bundle.normaliser, bundle.seq_len, bundle.nx)
+    else:
+        tile = segment.tile
+        cond = condition_from_obs(np.asarray(obs)[..., tile], np.asarray(mask)[..., tile],
+                                  bundle.normaliser, bundle.seq_len, tile.size)
+        net = TiledNet(bundle.net, segment.halo, segment.fill)
     x_start = None
     if ddib_state is not None:
         state = np.asarray(ddib_state, dtype=np.float64)
-        if state.shape != (bundle.nx,):
-            raise UserError(f"DDIB state has shape {state.shape}, expected ({bundle.nx},)")
+        if state.shape != (n,):
+            raise UserError(f"DDIB state has shape {state.shape}, expected ({n},)")
         x_start = torch.as_tensor(bundle.normaliser.forward(state))[None, None]
-    x = sample_normalised(bundle, cond, member_generators(seed, members, cycle),
+    x = sample_normalised(bundle, cond, members, member_noise(bundle, seed, cycle, segment),
                           sampler=sampler, steps=steps, eta=eta, guidance=guidance,
                           x_start=x_start, strength=strength, refine=inversion_refine,
-                          clip=clip)
+                          clip=clip, net=net, batch_members=batch_members)
     return bundle.normaliser.inverse(x[:, 0].to(torch.float64).cpu().numpy())

@@ -21,6 +21,7 @@ On one domain the tile is the ring itself (``fill`` pads it periodically).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -45,6 +46,28 @@ def periodic_fill(halo: int) -> Callable[[np.ndarray], np.ndarray]:
         n = x.shape[-1]
         return x[..., np.arange(-halo, n + halo) % n]
     return fill
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Where a sampler works: points ``[start, stop)`` of a ring of ``nx``, a tile halo of
+    ``halo`` points on each side, and ``fill(x (B, n) numpy) -> (B, n + 2 halo)`` bringing the
+    halo (from the neighbouring ranks: ``Layout.tile_halo(halo).padded``)."""
+
+    nx: int
+    start: int
+    stop: int
+    halo: int
+    fill: Callable[[np.ndarray], np.ndarray]
+
+    @property
+    def points(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def tile(self) -> np.ndarray:
+        """Global indices of the tile (wrapping the ring, repeating it when it is longer)."""
+        return np.arange(self.start - self.halo, self.stop + self.halo) % self.nx
 
 
 class TiledNet(torch.nn.Module):

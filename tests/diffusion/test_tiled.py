@@ -141,3 +141,18 @@ def test_positional_noise_does_not_depend_on_the_segments():
                                    rtol=0, atol=0)
     a, b = PositionalNoise(5, [0], 3, (0, 50)).draw(), PositionalNoise(5, [0], 4, (0, 50)).draw()
     assert not torch.allclose(a, b)  # another cycle, other numbers
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("ranks, nx, members, batch", [(2, 40, 3, 2),   # tiles longer than n
+                                                      (3, 64, 4, 3)])  # uneven segments
+def test_mpi_tiled_sampling_equals_the_whole_ring(ranks, nx, members, batch):
+    """DDIB, DDIM and DDPM pseudo-ensembles on domains (float64) equal the whole ring's."""
+    from pathlib import Path
+
+    from mpi_utils import run_mpi
+
+    script = Path(__file__).resolve().parent / "mpi_tiled_check.py"
+    proc = run_mpi(ranks, ["python", script, nx, members, batch], timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count(" OK ") == ranks, proc.stdout
