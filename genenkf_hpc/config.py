@@ -107,9 +107,16 @@ class GenerativeConfig:
     sampling_steps: int = _f(100, "DDIM steps (== diffusion.timesteps gives DDPM)", min=1)
     eta: float = _f(0.3, "DDIM stochasticity", min=0.0, max=1.0)
     guidance: float = _f(3.0, "classifier-free guidance scale s", min=0.0)
-    ddib: bool = _f(True, "invert the simulation state to noise, then decode it (DDIB)")
-    strength: float = _f(1.0, "DDIB: fraction of the schedule to invert (spread knob)",
-                         min_exclusive=0.0, max=1.0)
+    mode: str = _f("posterior", "what the members are conditioned on: 'prior' (observations "
+                   "before the analysis time; the LETKF assimilates the current one once) or "
+                   "'posterior' (the current observation too, as in the paper); must match the "
+                   "model's network.obs_lag", choices=("prior", "posterior"))
+    encoding: str = _f("ddib", "how the members start from the simulation: 'sdedit' (noised to "
+                       "strength T with fresh noise per member), 'ddib' (deterministic "
+                       "inversion), 'noise' (pure noise, the simulation unused)",
+                       choices=("noise", "ddib", "sdedit"))
+    strength: float = _f(1.0, "start time of the encoding as a fraction of the schedule "
+                         "(spread knob)", min_exclusive=0.0, max=1.0)
     alpha: float = _f(0.5, "nudging of the simulation towards the analysis", min=0.0, max=1.0)
     use_ensemble_mean: bool = _f(True, "nudge towards the analysis mean (else blend members)")
     recentre: bool = _f(False, "centre the pseudo-ensemble on the simulation forecast")
@@ -152,6 +159,9 @@ class NetworkConfig:
     attention: bool = _f(True, "linear attention per level, full attention at the bottleneck "
                               "(unet)")
     seq_len: int = _f(1, "observation history length (>= 2 adds a history embedding)", min=1)
+    obs_lag: int = _f(0, "cycles between the newest observation the network sees and the "
+                      "state it generates: 0 = posterior (conditioned on the current "
+                      "observation), 1 = prior (only earlier ones)", min=0, max=1)
     blocks_per_level: int = _f(2, "ResNet blocks per level", min=1)
 
 

@@ -12,20 +12,31 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 from testpaths import CONFIGS, REPO  # noqa: F401  (re-exported for fixtures below)
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    """A tiny diffusion model trained by `genenkf dataset` + `genenkf train` on tiny.toml."""
+def _train_tiny(root, *overrides):
+    """`genenkf dataset` + `genenkf train` on tiny.toml -> the checkpoint."""
     import subprocess
 
-    root = tmp_path_factory.mktemp("tiny_model")
     base = [sys.executable, "-m", "genenkf_hpc"]
     tiny = ["-c", str(CONFIGS / "tiny.toml")]
     for argv in (["dataset", *tiny, "--out", str(root / "data")],
                  ["train", *tiny, "--data", str(root / "data"), "--out", str(root / "train"),
-                  "--eval-states", "0", "run.progress=false"]):
+                  "--eval-states", "0", "run.progress=false", *overrides]):
         proc = subprocess.run(base + argv, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr
     return root / "train" / "checkpoints" / "latest.pt"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A tiny posterior-mode diffusion model trained by this project's code on tiny.toml."""
+    return _train_tiny(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_prior_model(tmp_path_factory):
+    """The same, trained for the prior mode (conditioned on earlier observations only)."""
+    return _train_tiny(tmp_path_factory.mktemp("tiny_prior_model"), "network.obs_lag=1",
+                       "network.seq_len=2")
 
 
 @pytest.fixture

@@ -6,7 +6,10 @@ pseudo-ensemble for this rank's member block, which the parallel LETKF of
 (ALGORITHM.md section 6).
 
 - ``genenkf``: members from the observation-conditioned diffusion model (Asahi et al. 2023),
-  by DDIM/DDPM from noise or by DDIB from the simulation state, with classifier-free guidance.
+  by DDIM/DDPM from noise, by DDIB or by stochastic (SDEdit) encoding of the simulation state,
+  with classifier-free guidance. In posterior mode (the paper's) the members are conditioned
+  on the observations up to the analysis time, so the LETKF uses the current one a second
+  time; in prior mode only on earlier ones, and the LETKF assimilates the current one once.
 - ``gaussian_pseudo``: members x_sim + scale L z with L L^T the climatological covariance of the
   training distribution (F = model.forcing trajectories, the [dataset] settings): what a
   pseudo-ensemble without the diffusion model achieves.
@@ -31,16 +34,23 @@ class GenerativeEnKF(PseudoEnsembleMethod):
 
     name = "genenkf"
 
+    def obs_lag(self) -> int:
+        """1 in prior mode: the members see the observations before the analysis time only."""
+        return 1 if self.cfg.generative.mode == "prior" else 0
+
     def history_length(self) -> int:
-        """The network's observation history (the checkpoint's, once loaded by setup)."""
+        """The network's observation history (the checkpoint's, once loaded by setup), plus the
+        current observation the prior mode leaves out."""
         bundle = getattr(self, "bundle", None)
-        return bundle.seq_len if bundle is not None else max(1, self.cfg.network.seq_len)
+        seq_len = bundle.seq_len if bundle is not None else max(1, self.cfg.network.seq_len)
+        return seq_len + self.obs_lag()
 
     def settings(self) -> dict:
         g = self.cfg.generative
         return {"checkpoint": self._checkpoint_path(), "sampler": g.sampler,
                 "sampling_steps": g.sampling_steps, "eta": g.eta, "guidance": g.guidance,
-                "ddib": g.ddib, "strength": g.strength, "alpha": g.alpha,
+                "mode": g.mode, "encoding": g.encoding, "strength": g.strength,
+                "alpha": g.alpha,
                 "use_ensemble_mean": g.use_ensemble_mean, "recentre": g.recentre,
                 "inversion_refine": g.inversion_refine, "clip": g.clip,
                 "precision": g.precision,
@@ -71,6 +81,10 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         if self.bundle.nx != ctx.nx:
             raise UserError(f"model {path} was trained for nx={self.bundle.nx}, but "
                             f"model.nx={ctx.nx}")
+        if self.bundle.obs_lag != self.obs_lag():
+            trained = "prior" if self.bundle.obs_lag else "posterior"
+            raise UserError(f"model {path} was trained for the {trained} mode (network.obs_lag="
+                            f"{self.bundle.obs_lag}), but generative.mode={g.mode!r}")
         self.mask = ctx.mask
 
     def network_evaluations(self) -> int:
@@ -83,19 +97,21 @@ class GenerativeEnKF(PseudoEnsembleMethod):
             timesteps = self.bundle.schedule.timesteps
         ddpm = g.sampler == "ddpm" or g.sampling_steps >= timesteps
         steps = timesteps if ddpm else g.sampling_steps
-        n = len(strided_times(timesteps, steps, g.strength if g.ddib else 1.0))
-        inversion = n * (1 + g.inversion_refine) if g.ddib else 0
+        encoded = g.encoding != "noise"
+        n = len(strided_times(timesteps, steps, g.strength if encoded else 1.0))
+        inversion = n * (1 + g.inversion_refine) if g.encoding == "ddib" else 0
         return n + inversion
 
     def sample_members(self, member_ids, cycle, state, obs_history):
         from ..diffusion.bundle import sample_pseudo_ensemble
 
         g = self.cfg.generative
-        rows = obs_history[~np.all(np.isnan(obs_history), axis=1)]  # before the first cycles
+        seen = obs_history[:len(obs_history) - self.obs_lag()]  # prior mode: not y_t
+        rows = seen[~np.all(np.isnan(seen), axis=1)]  # NaN rows before the first cycles
         block = sample_pseudo_ensemble(
             self.bundle, rows, self.mask, member_ids, cycle, self.cfg.osse.seed,
             sampler=g.sampler, steps=g.sampling_steps, eta=g.eta, guidance=g.guidance,
-            ddib_state=state if g.ddib else None, strength=g.strength,
+            start_state=state, encoding=g.encoding, strength=g.strength,
             inversion_refine=g.inversion_refine, clip=g.clip or None)
         if not g.use_ensemble_mean:
             block = _blend_members(block, state, g.alpha)
@@ -103,8 +119,9 @@ class GenerativeEnKF(PseudoEnsembleMethod):
 
     def adjust_members(self, ctx, block, state):
         """``generative.recentre``: keep the pseudo-ensemble's anomalies (the diffusion model's
-        uncertainty) around the simulation forecast instead of its own mean, so the LETKF uses
-        the current observation once (the members were already conditioned on it)."""
+        uncertainty) around the simulation forecast instead of its own mean. In posterior mode
+        the anomalies were conditioned on the current observation too, so the LETKF still
+        uses it twice through them."""
         if not self.cfg.generative.recentre:
             return block
         total = ctx.comm.Allreduce(block.sum(axis=0))

@@ -21,7 +21,7 @@ from ..errors import UserError
 from .conditioning import Normaliser, condition_from_obs
 from .networks import args_from_dict, build_network, locality
 from .sampling import (MemberNoise, ddim_invert, ddim_sample, ddpm_sample, guided_eps_fn,
-                       strided_times)
+                       stochastic_encode, strided_times)
 from .schedule import Schedule
 from .tiled import PositionalNoise, Segment, TiledNet
 
@@ -45,6 +45,7 @@ class ModelBundle:
     seq_len: int
     obs_interval: int
     obs_sigma: float
+    obs_lag: int = 0  # 1: conditioned on observations before the generated state (prior mode)
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
     info: dict = field(default_factory=dict)
@@ -53,13 +54,13 @@ class ModelBundle:
 
 def build_bundle(net, schedule: Schedule, objective: str, normaliser: Normaliser,
                  obs_interval: int, obs_sigma: float, info: dict | None = None,
-                 nx: int | None = None) -> ModelBundle:
+                 obs_lag: int = 0, nx: int | None = None) -> ModelBundle:
     """``nx``: the ring of a local network (a whole-ring network knows its own)."""
     p = next(net.parameters())
     return ModelBundle(net=net.eval(), schedule=schedule, objective=objective,
                        normaliser=normaliser, nx=int(getattr(net.args, "nx", nx)),
                        seq_len=net.args.seq_len, obs_interval=obs_interval, obs_sigma=obs_sigma,
-                       device=p.device, dtype=p.dtype, info=dict(info or {}),
+                       obs_lag=obs_lag, device=p.device, dtype=p.dtype, info=dict(info or {}),
                        receptive_field=locality(net.args))
 
 
@@ -93,6 +94,7 @@ def bundle_from_checkpoint(ckpt: dict, device: str = "cpu", precision: str = "fl
     return build_bundle(net, Schedule(int(diff["timesteps"]), str(diff["schedule"])),
                         str(diff["objective"]), norm, int(obs["interval"]), float(obs["sigma"]),
                         info={"step": int(ckpt.get("step", 0)), "source": name},
+                        obs_lag=int(obs.get("lag", 0)),
                         nx=int(ckpt.get("dataset", {}).get("nx", 0)) or None)
 
 
@@ -120,39 +122,62 @@ def member_noise(bundle: ModelBundle, seed: int, cycle: int, segment: Segment | 
     return lambda members: PositionalNoise(seed, members, cycle, span, dtype=dt, device=dev)
 
 
+ENCODINGS = ("noise", "ddib", "sdedit")
+
+
 @torch.inference_mode()
-def sample_normalised(bundle: ModelBundle, cond: torch.Tensor, members, noise_for, *,
+def sample_normalised(bundle: ModelBundle, cond: torch.Tensor | None, members, noise_for, *,
                       sampler: str, steps: int, eta: float, guidance: float,
-                      x_start: torch.Tensor | None = None, strength: float = 1.0,
-                      refine: int = 2, clip: float | None = 1.0, net=None,
-                      batch_members: int = 0) -> torch.Tensor:
-    """Core sampler in normalised units: ``cond (1 or k, 2S, n)``, ``noise_for(batch of member
-    ids)`` their noise -> ``(k, 1, n)``. With ``x_start (1, 1, n)`` (normalised state) it runs
-    DDIB: deterministic inversion with guidance 1 to t_s = strength T (``refine`` fixed-point
-    iterations per step, see :func:`ddim_invert`), then guided decoding from there. ``clip``:
-    bound of the x0 predictions in normalised units (1.0 = the training data's range), None for
-    no clipping. ``net``: the network to evaluate (default the bundle's; a
-    :class:`~.tiled.TiledNet` on a segment); ``batch_members``: members per network batch
-    (0: all at once), which bounds the memory at large n."""
+                      x_start: torch.Tensor | None = None, encoding: str = "noise",
+                      strength: float = 1.0, refine: int = 2,
+                      clip: float | None = 1.0, net=None, batch_members: int = 0,
+                      cond_points: int | None = None) -> torch.Tensor:
+    """Core sampler in normalised units: ``cond (1 or k, 2S, n)`` (None: unconditional),
+    ``noise_for(batch of member ids)`` their noise -> ``(k, 1, n)``. How the reverse process
+    starts (``encoding``):
+
+    - ``"noise"``: from pure noise at T (``x_start`` unused);
+    - ``"ddib"``: deterministic DDIM inversion of ``x_start (1, 1, n)`` with guidance 1 to
+      t_s = strength T (``refine`` fixed-point iterations per step, see :func:`ddim_invert`),
+      the same start for every member (computed once);
+    - ``"sdedit"``: stochastic encoding (Meng et al. 2022, SDEdit): ``x_start`` noised to t_s
+      with fresh noise per member, q(x_{t_s} | x_start), so the members are samples of the
+      conditional distribution near ``x_start``; ``strength`` sets how far.
+
+    Then guided decoding from t_s (DDIM with ``eta`` or DDPM). ``clip``: bound of the x0
+    predictions in normalised units (1.0 = the training data's range), None for no clipping.
+    ``net``: the network to evaluate (default the bundle's; a :class:`~.tiled.TiledNet` on a
+    segment, whose condition covers ``cond_points`` tile points); ``batch_members``: members
+    per network batch (0: all at once), which bounds the memory at large n.
+    """
     sch, members = bundle.schedule, list(members)
     dev, dt = bundle.device, bundle.dtype
     net = bundle.net if net is None else net
+    if cond is None:  # no observation yet: the unconditional model (the learned null)
+        cond, guidance = torch.zeros(1, 2 * bundle.seq_len, cond_points or bundle.nx), 0.0
     cond = cond.to(device=dev, dtype=dt)
     ddpm = sampler == "ddpm" or steps >= sch.timesteps
+    encoded = x_start is not None and encoding != "noise"
     times = strided_times(sch.timesteps, sch.timesteps if ddpm else steps,
-                          strength if x_start is not None else 1.0)
+                          strength if encoded else 1.0)
     eps_fn = guided_eps_fn(net, sch, bundle.objective, cond, guidance)
     inverted = None
-    if x_start is not None:
+    if encoding == "ddib" and encoded:
         # Inversion is deterministic and identical for all members: run it once (batch 1).
         invert_fn = guided_eps_fn(net, sch, bundle.objective, cond[:1], 1.0)
         inverted = ddim_invert(invert_fn, sch, x_start.to(device=dev, dtype=dt), times, refine)
     batch = batch_members if batch_members > 0 else max(1, len(members))
     out = []
     for first in range(0, len(members), batch):
-        noise = noise_for(members[first:first + batch])
-        k = len(members[first:first + batch])
-        x = noise.draw() if inverted is None else inverted.expand(k, -1, -1).clone()
+        chunk = members[first:first + batch]
+        noise = noise_for(chunk)
+        if not encoded:
+            x = noise.draw()
+        elif inverted is not None:
+            x = inverted.expand(len(chunk), -1, -1).clone()
+        else:  # sdedit: q(x_t | x_start) with each member's own noise
+            x = stochastic_encode(sch, x_start.to(device=dev, dtype=dt), times[-1],
+                                  noise.draw())
         if ddpm:
             out.append(ddpm_sample(eps_fn, sch, x, noise, t_start=times[-1], clip=clip))
         else:
@@ -162,18 +187,21 @@ def sample_normalised(bundle: ModelBundle, cond: torch.Tensor, members, noise_fo
 
 def sample_pseudo_ensemble(bundle: ModelBundle, obs, mask, members, cycle: int, seed: int, *,
                            sampler: str = "ddim", steps: int = 100, eta: float = 0.3,
-                           guidance: float = 3.0, ddib_state=None, strength: float = 1.0,
-                           inversion_refine: int = 2, clip: float | None = 1.0,
-                           segment: Segment | None = None,
+                           guidance: float = 3.0, start_state=None, encoding: str = "noise",
+                           strength: float = 1.0, inversion_refine: int = 2,
+                           clip: float | None = 1.0, segment: Segment | None = None,
                            batch_members: int = 0) -> np.ndarray:
     """Pseudo-ensemble ``(len(members), n)`` float64, physical units, n = bundle.nx or the
     segment's points.
 
     obs: ``(nx,)`` or ``(n, nx)`` history (oldest first), NaN allowed where not observed;
+    ``None`` or no rows: no observation to condition on (the unconditional model);
     mask: ``(nx,)`` or ``(n, nx)`` bool; members: member ids (e.g. this rank's block);
-    ddib_state: ``(n,)`` simulation state to start from (DDIB), else pure noise;
-    strength: DDIB inversion depth t_s / T in (0, 1] (smaller: closer to ddib_state);
-    inversion_refine: fixed-point iterations per inversion step (0: classic DDIM inversion);
+    start_state: ``(n,)`` simulation state the members start from, with ``encoding``
+    ``"ddib"`` (deterministic inversion, then decoding) or ``"sdedit"`` (noised to the start
+    time with fresh noise per member, then decoded); ``"noise"`` ignores it;
+    strength: start time t_s / T in (0, 1] of the encodings (smaller: closer to start_state);
+    inversion_refine: DDIB fixed-point iterations per inversion step (0: classic inversion);
     clip: x0 predictions are clamped to [-clip, clip] in normalised units while decoding; 1.0 is
     exactly the training data's range [min, max] (None: no clipping);
     segment: sample only the points ``[segment.start, segment.stop)`` of the ring (a local
@@ -188,26 +216,34 @@ def sample_pseudo_ensemble(bundle: ModelBundle, obs, mask, members, cycle: int, 
         return np.empty((0, n))
     if sampler not in ("ddim", "ddpm"):
         raise UserError(f"sampler={sampler!r}: expected ddim or ddpm")
+    if encoding not in ENCODINGS:
+        raise UserError(f"encoding={encoding!r}: expected one of {', '.join(ENCODINGS)}")
     if steps < 1:
         raise UserError(f"sampling steps={steps}: must be >= 1")
     if not 0.0 < strength <= 1.0:
         raise UserError(f"strength={strength}: must be in (0, 1]")
-    net = None
-    if segment is None:
+    has_obs = obs is not None and np.size(obs) > 0
+    net, tile = None, None
+    if segment is not None:
+        tile = segment.tile
+        net = TiledNet(bundle.net, segment.halo, segment.fill)
+    if not has_obs:
+        cond = None
+    elif segment is None:
         cond = condition_from_obs(obs, mask, bundle.normaliser, bundle.seq_len, bundle.nx)
     else:
-        tile = segment.tile
         cond = condition_from_obs(np.asarray(obs)[..., tile], np.asarray(mask)[..., tile],
                                   bundle.normaliser, bundle.seq_len, tile.size)
-        net = TiledNet(bundle.net, segment.halo, segment.fill)
     x_start = None
-    if ddib_state is not None:
-        state = np.asarray(ddib_state, dtype=np.float64)
+    if start_state is not None and encoding != "noise":
+        state = np.asarray(start_state, dtype=np.float64)
         if state.shape != (n,):
-            raise UserError(f"DDIB state has shape {state.shape}, expected ({n},)")
+            raise UserError(f"start state has shape {state.shape}, expected ({n},)")
         x_start = torch.as_tensor(bundle.normaliser.forward(state))[None, None]
     x = sample_normalised(bundle, cond, members, member_noise(bundle, seed, cycle, segment),
                           sampler=sampler, steps=steps, eta=eta, guidance=guidance,
-                          x_start=x_start, strength=strength, refine=inversion_refine,
-                          clip=clip, net=net, batch_members=batch_members)
+                          x_start=x_start, encoding=encoding, strength=strength,
+                          refine=inversion_refine, clip=clip, net=net,
+                          batch_members=batch_members,
+                          cond_points=None if tile is None else tile.size)
     return bundle.normaliser.inverse(x[:, 0].to(torch.float64).cpu().numpy())

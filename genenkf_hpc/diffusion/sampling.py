@@ -1,5 +1,6 @@
 """Samplers: DDPM ancestral, DDIM (with eta) on a strided schedule, deterministic DDIM
-inversion, DDIB (invert, then decode), and classifier-free guidance.
+inversion, DDIB (invert, then decode), SDEdit's stochastic encoding (noise, then decode), and
+classifier-free guidance.
 
 All samplers take an ``eps_fn(x (B, 1, nx), t (B,) long) -> eps`` so they can be tested with an
 analytic denoiser independently of any network, and a ``noise`` object whose ``draw()`` returns
@@ -7,7 +8,8 @@ analytic denoiser independently of any network, and a ``noise`` object whose ``d
 member's own ``torch.Generator``, so a member's sample never depends on the batch it shares.
 
 References: Ho et al. (2020) DDPM; Song et al. (2021) DDIM, eq. 12 and 16; Su et al. (2023)
-DDIB (dual diffusion implicit bridges); Ho & Salimans (2022) classifier-free guidance.
+DDIB (dual diffusion implicit bridges); Meng et al. (2022) SDEdit; Ho & Salimans (2022)
+classifier-free guidance.
 """
 from __future__ import annotations
 
@@ -105,6 +107,14 @@ def ddim_invert(eps_fn: EpsFn, schedule: Schedule, x0: torch.Tensor, times: list
             x_new = ratio * x + c * eps_fn(x_new, tt)
         x = x_new
     return x
+
+
+def stochastic_encode(schedule: Schedule, x_start: torch.Tensor, t: int,
+                      noise: torch.Tensor) -> torch.Tensor:
+    """SDEdit's encoding (Meng et al. 2022): x_t ~ q(x_t | x_start) = sqrt(abar_t) x_start +
+    sqrt(1 - abar_t) noise, one noise row per member; decoding from x_t then samples the
+    (conditional) data distribution near ``x_start``, the closer the smaller t."""
+    return schedule.q_sample(x_start.expand_as(noise), _full(t, noise), noise)
 
 
 def ddpm_sample(eps_fn: EpsFn, schedule: Schedule, x: torch.Tensor, noise: MemberNoise,

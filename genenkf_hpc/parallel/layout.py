@@ -103,8 +103,9 @@ class Layout:
         return self.segment_range[1] - self.segment_range[0]
 
     def segment(self, full: np.ndarray) -> np.ndarray:
-        """This rank's part ``(..., n_d)`` of a ring-wide array ``(..., nx)``."""
-        return full[..., slice(*self.segment_range)]
+        """This rank's part ``(..., n_d)`` of a ring-wide array ``(..., nx)`` (on one domain the
+        array itself, whatever its length: a model may carry more than the nx points)."""
+        return full if self.domains == 1 else full[..., slice(*self.segment_range)]
 
     def owned(self, state: np.ndarray) -> np.ndarray:
         """The analysed points (this rank's grid block) of a segment state ``(..., n_d)``."""

@@ -31,7 +31,7 @@ class GlobalBatch:
     """Random draws of one optimizer step for the whole global batch (numpy, B rows)."""
 
     traj: np.ndarray      # (B,) trajectory index within the split
-    time: np.ndarray      # (B,) time index (>= seq_len - 1)
+    time: np.ndarray      # (B,) time index of the generated state (>= seq_len - 1 + lag)
     t: np.ndarray         # (B,) diffusion time
     eps: np.ndarray       # (B, 1, nx)
     obs_noise: np.ndarray  # (B, seq_len, nx)
@@ -39,13 +39,14 @@ class GlobalBatch:
 
 
 def draw_global_batch(seed: int, step: int, batch: int, n_traj: int, steps: int, seq_len: int,
-                      nx: int, timesteps: int, p_uncond: float) -> GlobalBatch:
-    if steps < seq_len:
-        raise UserError(f"network.seq_len={seq_len} exceeds the dataset's {steps} steps per "
-                        "trajectory")
+                      nx: int, timesteps: int, p_uncond: float, lag: int = 0) -> GlobalBatch:
+    """``lag``: the condition ends ``lag`` stored states before the generated one."""
+    if steps < seq_len + lag:
+        raise UserError(f"network.seq_len={seq_len} + network.obs_lag={lag} exceeds the "
+                        f"dataset's {steps} states per trajectory")
     g = rng.stream(seed, rng.Purpose.TRAINING, BATCH_KEY, step)
     return GlobalBatch(traj=g.integers(0, n_traj, batch),
-                       time=g.integers(seq_len - 1, steps, batch),
+                       time=g.integers(seq_len - 1 + lag, steps, batch),
                        t=g.integers(0, timesteps, batch),
                        eps=g.standard_normal((batch, 1, nx)),
                        obs_noise=g.standard_normal((batch, seq_len, nx)),
@@ -53,21 +54,26 @@ def draw_global_batch(seed: int, step: int, batch: int, n_traj: int, steps: int,
 
 
 class BatchMaker:
-    """Turns rows ``[a, b)`` of a :class:`GlobalBatch` into network inputs on ``device``."""
+    """Turns rows ``[a, b)`` of a :class:`GlobalBatch` into network inputs on ``device``.
+
+    The target is the state at ``time``; the condition is noisy observations of the ``seq_len``
+    states ending ``lag`` states earlier (lag 0: posterior mode, the generated state's own
+    observation is the newest row; lag 1: prior mode, only earlier ones)."""
 
     def __init__(self, states: np.ndarray, normaliser: Normaliser, mask: np.ndarray,
-                 obs_sigma: float, seq_len: int, schedule: Schedule, device):
+                 obs_sigma: float, seq_len: int, schedule: Schedule, device, lag: int = 0):
         self.states = torch.as_tensor(normaliser.forward(states), dtype=torch.float32)
         self.sigma_n = float(obs_sigma * normaliser.scale)
         self.mask = torch.as_tensor(mask, dtype=torch.bool)
         self.seq_len, self.schedule, self.device = seq_len, schedule, device
+        self.lag = lag
 
     def inputs(self, gb: GlobalBatch, a: int, b: int) -> dict:
         traj = torch.as_tensor(gb.traj[a:b])
         time = torch.as_tensor(gb.time[a:b])
-        offsets = torch.arange(-self.seq_len + 1, 1)
+        offsets = torch.arange(-self.seq_len + 1, 1) - self.lag
         history = self.states[traj[:, None], time[:, None] + offsets[None]]  # (n, S, nx)
-        x0 = history[:, -1:]
+        x0 = self.states[traj, time][:, None]
         obs_n = history + self.sigma_n * torch.as_tensor(gb.obs_noise[a:b], dtype=torch.float32)
         cond = make_condition(obs_n, self.mask)
         t = torch.as_tensor(gb.t[a:b])

@@ -27,14 +27,16 @@ class HeldOut:
 
 
 def held_out_cases(states: np.ndarray, n: int, seq_len: int, mask: np.ndarray, sigma: float,
-                   seed: int, which: int) -> HeldOut:
-    """``n`` cases from split states ``(n_traj, steps, nx)``."""
+                   seed: int, which: int, lag: int = 0) -> HeldOut:
+    """``n`` cases from split states ``(n_traj, steps, nx)``: the truth at a time t and noisy
+    observations of the ``seq_len`` states ending at t - lag."""
     g = rng.stream(seed, rng.Purpose.TRAINING, HELD_OUT_KEY, which)
     traj = g.integers(0, states.shape[0], n)
-    time = g.integers(seq_len - 1, states.shape[1], n)
-    hist = np.stack([states[i, t - seq_len + 1:t + 1] for i, t in zip(traj, time)])
+    time = g.integers(seq_len - 1 + lag, states.shape[1], n)
+    hist = np.stack([states[i, t - lag - seq_len + 1:t - lag + 1] for i, t in zip(traj, time)])
     obs = hist + sigma * g.standard_normal(hist.shape)
-    return HeldOut(truth=hist[:, -1], obs=np.where(mask, obs, np.nan), mask=mask)
+    truth = np.stack([states[i, t] for i, t in zip(traj, time)])
+    return HeldOut(truth=truth, obs=np.where(mask, obs, np.nan), mask=mask)
 
 
 def interpolate_obs(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -67,7 +67,7 @@ def bench_sample(args, cfg: Config, comm) -> dict:
     obs = np.where(mask, state + bundle.obs_sigma * g.standard_normal(nx), np.nan)
     first, last = block_range(k, comm.size, comm.rank)
     kw = dict(sampler=gc.sampler, steps=steps, eta=gc.eta, guidance=gc.guidance,
-              ddib_state=state if gc.ddib else None, strength=gc.strength)
+              start_state=state, encoding=gc.encoding, strength=gc.strength)
     sample_pseudo_ensemble(bundle, obs, mask, range(first, last), 0, 0, **kw)  # warm-up
     times = []
     for r in range(args.repeat):
@@ -80,7 +80,7 @@ def bench_sample(args, cfg: Config, comm) -> dict:
     wall = float(np.median(times))
     return {"bench": "sample", "members_per_s": k / wall, "seconds_per_ensemble": wall,
             "members": k, "steps": steps, "sampler": gc.sampler, "eta": gc.eta,
-            "guidance": gc.guidance, "ddib": gc.ddib, "strength": gc.strength, "nx": nx,
+            "guidance": gc.guidance, "encoding": gc.encoding, "strength": gc.strength, "nx": nx,
             "seq_len": bundle.seq_len, "precision": gc.precision, "device": str(device),
             "ranks": comm.size, "repeat": args.repeat,
             "parameters": sum(p.numel() for p in bundle.net.parameters()),

@@ -143,7 +143,8 @@ class Trainer:
                     normalisation={**self.normaliser.to_dict(),
                                    **{k: float(v) for k, v in self.meta["normalisation"].items()
                                       if isinstance(v, (int, float))}},
-                    obs={"interval": cfg.osse.obs_interval, "sigma": cfg.osse.obs_sigma},
+                    obs={"interval": cfg.osse.obs_interval, "sigma": cfg.osse.obs_sigma,
+                         "lag": cfg.network.obs_lag},
                     dataset={"path": str(Path(self.args.data).resolve()),
                              "nx": int(self.meta["nx"]), "dt": float(self.meta["dt"]),
                              "forcing": float(self.meta["forcing"]),
@@ -176,7 +177,8 @@ class Trainer:
             self._resume()
         train_states = tdata.load_split(self.args.data, self.meta, "train")
         maker = tdata.BatchMaker(train_states, self.normaliser, self.mask, cfg.osse.obs_sigma,
-                                 cfg.network.seq_len, self.schedule, ds.device)
+                                 cfg.network.seq_len, self.schedule, ds.device,
+                                 lag=cfg.network.obs_lag)
         val_split = "val" if self.meta["splits"]["val"] else None
         val_cases = self._cases(val_split, tc.val_samples, which=0) if val_split else None
         n_traj, n_steps = train_states.shape[:2]
@@ -201,7 +203,8 @@ class Trainer:
                 lr = tstate.lr_at(self.step, tc.lr, tc.steps, tc.warmup_steps, tc.lr_schedule)
                 gb = tdata.draw_global_batch(tc.seed, self.step, tc.batch_size, n_traj, n_steps,
                                              cfg.network.seq_len, cfg.model.nx,
-                                             cfg.diffusion.timesteps, cfg.diffusion.p_uncond)
+                                             cfg.diffusion.timesteps, cfg.diffusion.p_uncond,
+                                             lag=cfg.network.obs_lag)
                 loss_sum = optimizer_step(parts, gb, maker, micro, lr, self.step)
                 self.step += 1
                 done += 1
@@ -253,12 +256,14 @@ class Trainer:
     def _bundle(self):
         return build_bundle(self.ema, self.schedule, self.cfg.diffusion.objective,
                             self.normaliser, self.cfg.osse.obs_interval, self.cfg.osse.obs_sigma,
-                            info={"step": self.step}, nx=self.cfg.model.nx)
+                            info={"step": self.step}, obs_lag=self.cfg.network.obs_lag,
+                            nx=self.cfg.model.nx)
 
     def _cases(self, split, n: int, which: int):
         states = tdata.load_split(self.args.data, self.meta, split)
         return validation.held_out_cases(states, n, self.cfg.network.seq_len, self.mask,
-                                         self.cfg.osse.obs_sigma, self.cfg.train.seed, which)
+                                         self.cfg.osse.obs_sigma, self.cfg.train.seed, which,
+                                         lag=self.cfg.network.obs_lag)
 
     def _save(self) -> None:
         if not self.ds.is_main:

@@ -39,7 +39,7 @@ def test_genenkf_writes_the_contract_outputs(tmp_path, tiny_model):
     assert np.all(np.isnan(ds.obs.values[:, 1::2])) and np.all(np.isfinite(ds.obs[:, ::2]))
     assert summary["method"] == "genenkf" and summary["members"] == 6
     assert summary["spread"] > 0
-    assert summary["settings"]["ddib"] is True
+    assert summary["settings"]["encoding"] == "ddib"
 
 
 @pytest.mark.mpi
@@ -57,7 +57,8 @@ def test_mpi_equals_one_process(tmp_path, tiny_model, ranks, precision, tol):
 
 
 @pytest.mark.parametrize("extra", [
-    ["generative.ddib=false"],
+    ['generative.encoding="noise"'],
+    ['generative.encoding="sdedit"', "generative.strength=0.5"],
     ["generative.use_ensemble_mean=false"],
     ["generative.strength=0.3", "generative.guidance=1.0"],
     ["generative.sampler=ddpm"],
@@ -98,3 +99,64 @@ def test_gaussian_pseudo_members_are_centred_on_the_simulation():
     # the same member and cycle give the same draw whatever block it is drawn in
     np.testing.assert_array_equal(method.sample_members(np.array([5, 6]), 3, state, None),
                                   members[5:7])
+
+
+def _method(model, mode):
+    from genenkf_hpc.config import load_config
+    from genenkf_hpc.cycling.generative import GenerativeEnKF
+
+    cfg = load_config(CONFIGS / "tiny.toml", [f'generative.mode="{mode}"',
+                                              'generative.encoding="sdedit"',
+                                              "generative.strength=0.5"])
+    method = GenerativeEnKF(cfg, str(model))
+
+    class Ctx:  # what setup() reads
+        nx = cfg.model.nx
+        mask = np.arange(cfg.model.nx) % 2 == 0
+
+    method.setup(Ctx())
+    return method, cfg
+
+
+@pytest.mark.parametrize("mode", ["prior", "posterior"])
+def test_only_the_posterior_mode_sees_the_current_observation(tiny_model, tiny_prior_model,
+                                                              mode):
+    """Prior mode: the members are conditioned on the observations before the analysis time,
+    so changing the current one changes nothing (the LETKF uses it once); posterior mode: it
+    changes the members (and the LETKF uses it a second time)."""
+    method, cfg = _method(tiny_prior_model if mode == "prior" else tiny_model, mode)
+    nx, rows = cfg.model.nx, method.history_length()
+    assert rows == method.bundle.seq_len + (1 if mode == "prior" else 0)
+    g = np.random.default_rng(0)
+    history = np.where(np.arange(nx) % 2 == 0, 8 + 3 * g.standard_normal((rows, nx)), np.nan)
+    other = history.copy()
+    other[-1, ::2] += 5.0  # another current observation
+    state = 8 + 3 * g.standard_normal(nx)
+    a = method.sample_members(np.arange(4), 5, state, history)
+    b = method.sample_members(np.arange(4), 5, state, other)
+    assert np.all(np.isfinite(a)) and a.std(axis=0).mean() > 0.1  # SDEdit: a real spread
+    if mode == "prior":
+        np.testing.assert_array_equal(a, b)
+    else:
+        assert np.abs(a - b).max() > 1e-3
+
+
+def test_mode_must_match_the_model(tmp_path, tiny_model):
+    proc = subprocess.run(CLI + ["assimilate", *TINY, "--method", "genenkf", "--model",
+                                 str(tiny_model), "--out", str(tmp_path),
+                                 'generative.mode="prior"'],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "posterior mode" in proc.stderr and "generative.mode='prior'" in proc.stderr
+
+
+@pytest.mark.mpi
+def test_prior_mode_with_stochastic_encoding_mpi_equals_one_process(tmp_path, tiny_prior_model):
+    extra = ['generative.mode="prior"', 'generative.encoding="sdedit"', "generative.strength=0.5",
+             "generative.members=7", "generative.precision=float64"]
+    one, s1 = assimilate(tmp_path / "one", tiny_prior_model, *extra)
+    many, s2 = assimilate(tmp_path / "many", tiny_prior_model, *extra, ranks=2)
+    assert s1["settings"]["mode"] == "prior" and s2["ranks"] == 2
+    assert s1["spread"] > 0
+    for name in ["analysis_mean", "analysis_spread"]:
+        assert np.max(np.abs(one[name].values - many[name].values)) <= 1e-10, name

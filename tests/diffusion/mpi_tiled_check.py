@@ -1,4 +1,4 @@
-"""Run under mpiexec by test_tiled_sampling.py: pseudo-ensembles sampled on domains (tiles whose
+"""Run under mpiexec by test_tiled.py: pseudo-ensembles sampled on domains (tiles whose
 halo comes from the neighbouring ranks) against the whole ring sampled on every rank.
 
 Usage: python mpi_tiled_check.py NX MEMBERS BATCH_MEMBERS
@@ -16,9 +16,12 @@ from genenkf_hpc.diffusion.tiled import Segment, tile_halo_width
 from genenkf_hpc.parallel.comm import world
 from genenkf_hpc.parallel.layout import Layout
 
-CASES = [dict(sampler="ddim", steps=4, eta=0.5, guidance=2.0, ddib=True, strength=0.6),
-         dict(sampler="ddim", steps=5, eta=1.0, guidance=0.0, ddib=False, strength=1.0),
-         dict(sampler="ddpm", steps=20, eta=0.0, guidance=1.0, ddib=True, strength=0.3)]
+CASES = [dict(sampler="ddim", steps=4, eta=0.5, guidance=2.0, encoding="ddib", strength=0.6),
+         dict(sampler="ddim", steps=5, eta=1.0, guidance=0.0, encoding="noise", strength=1.0),
+         dict(sampler="ddim", steps=5, eta=0.3, guidance=1.5, encoding="sdedit", strength=0.5),
+         dict(sampler="ddpm", steps=20, eta=0.0, guidance=1.0, encoding="ddib", strength=0.3),
+         dict(sampler="ddim", steps=3, eta=0.3, guidance=3.0, encoding="sdedit", strength=0.4,
+              unconditional=True)]
 
 
 def main(nx: int, members: int, batch_members: int) -> None:
@@ -40,12 +43,14 @@ def main(nx: int, members: int, batch_members: int) -> None:
     worst = 0.0
     for case in CASES:
         kw = dict(sampler=case["sampler"], steps=case["steps"], eta=case["eta"],
-                  guidance=case["guidance"], strength=case["strength"])
-        whole = sample_pseudo_ensemble(bundle, obs, mask, range(members), 5, 7,
-                                       ddib_state=state if case["ddib"] else None, **kw)
-        tiled = sample_pseudo_ensemble(bundle, obs, mask, range(members), 5, 7,
-                                       ddib_state=lay.segment(state) if case["ddib"] else None,
-                                       segment=segment, batch_members=batch_members, **kw)
+                  guidance=case["guidance"], strength=case["strength"],
+                  encoding=case["encoding"])
+        seen = None if case.get("unconditional") else obs  # the first cycle of prior mode
+        whole = sample_pseudo_ensemble(bundle, seen, mask, range(members), 5, 7,
+                                       start_state=state, **kw)
+        tiled = sample_pseudo_ensemble(bundle, seen, mask, range(members), 5, 7,
+                                       start_state=lay.segment(state), segment=segment,
+                                       batch_members=batch_members, **kw)
         diff = float(np.max(np.abs(tiled - lay.segment(whole))))
         assert diff <= 1e-10, (case, diff)
         worst = max(worst, diff)

@@ -75,3 +75,43 @@ def test_member_noise_depends_only_on_its_generator():
     a = noise_for(3, 5, seed=10).draw()
     b = MemberNoise([torch.Generator().manual_seed(12)], (1, 5), dtype=torch.float64).draw()
     torch.testing.assert_close(a[2], b[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("t_s", [200, 500, 800])
+def test_stochastic_encoding_samples_the_gaussian_posterior_of_the_start(t_s):
+    """SDEdit from x_start: noise to t_s, then exact-denoiser ancestral sampling. For data
+    N(mu, s^2) the members are x0 ~ p(x0 | x_ts) averaged over the encoding noise:
+    mean mu + a s^2 / D (x_start - mu), variance s^2 (1 - a) / D + a s^4 (1 - a) / D^2,
+    with a = abar(t_s) and D = a s^2 + 1 - a."""
+    from genenkf_hpc.diffusion.sampling import stochastic_encode
+
+    sch = Schedule(1000, "cosine")
+    n, nx = 400, 16
+    noise = noise_for(n, nx, seed=7)
+    start = torch.full((1, 1, nx), MU + 2 * S, dtype=torch.float64)  # far from the mean
+    x_t = stochastic_encode(sch, start, t_s, noise.draw())
+    x = ddpm_sample(gaussian_eps(sch), sch, x_t, noise, t_start=t_s)
+    a = float(sch.alphas_cumprod[t_s])
+    d = a * S * S + 1 - a
+    mean = MU + a * S * S / d * (2 * S)
+    std = (S * S * (1 - a) / d + a * S ** 4 * (1 - a) / d ** 2) ** 0.5
+    assert abs(x.mean().item() - mean) < 0.02 * S + 3 * std / (n * nx) ** 0.5
+    assert abs(x.std().item() / std - 1) < 0.05
+
+
+def test_deterministic_encoding_has_no_spread_and_stochastic_encoding_does():
+    """DDIB (invert, then decode with eta 0) returns the start for every member: the
+    pseudo-ensemble collapses; SDEdit's fresh noise per member gives it a spread."""
+    from genenkf_hpc.diffusion.sampling import stochastic_encode
+
+    sch = Schedule(1000, "cosine")
+    eps_fn = gaussian_eps(sch)
+    times = strided_times(1000, 100, 0.5)
+    start = torch.full((1, 1, 8), MU + S, dtype=torch.float64)
+    noise = noise_for(64, 8, seed=3)
+    ddib = ddim_sample(eps_fn, sch, ddim_invert(eps_fn, sch, start, times, refine=3)
+                       .expand(64, -1, -1), times, eta=0.0)
+    assert ddib.std(dim=0).max() < 1e-3 and (ddib - start).abs().max() < 1e-3
+    sdedit = ddim_sample(eps_fn, sch, stochastic_encode(sch, start, times[-1], noise.draw()),
+                         times, eta=0.0)
+    assert sdedit.std(dim=0).min() > 0.3 * S

@@ -96,7 +96,7 @@ def test_pseudo_ensemble_member_depends_only_on_seed_member_cycle():
     assert np.abs(other_cycle - part).max() > 1e-3
     # DDIB starts from a state, DDPM runs every step; both keep the member property.
     state = rng.normal(size=16) * 3
-    for extra in (dict(ddib_state=state, strength=0.5), dict(sampler="ddpm")):
+    for extra in (dict(start_state=state, encoding="ddib", strength=0.5), dict(sampler="ddpm")):
         f = sample_pseudo_ensemble(bundle, obs, mask, [0, 1, 2], 7, 11, **{**kw, **extra})
         p = sample_pseudo_ensemble(bundle, obs, mask, [1], 7, 11, **{**kw, **extra})
         np.testing.assert_allclose(p, f[1:2], rtol=0, atol=1e-10)
