@@ -125,6 +125,8 @@ class GenerativeConfig:
                      "range; 0: no clipping)", min=0.0)
     precision: str = _f("float32", "network precision when sampling",
                         choices=("float32", "float64"))
+    batch_members: int = _f(0, "members per network batch when sampling (0: all of a rank's "
+                            "members at once); bounds the memory at large model.nx", min=0)
     device: str = _f("cpu", "torch device for sampling (cpu, cuda, auto)")
     gaussian_scale: float = _f(0.5, "gaussian_pseudo: spread scale of the climatological "
                                "covariance", min=0.0)

@@ -114,7 +114,7 @@ def make_layout(cfg: Config, method, comm, mask, dynamics) -> Layout:
         raise collective_error(exc) from None
     return Layout(comm, members=method.members(), nx=cfg.model.nx, domains=domains,
                   radius=method.halo_radius(), mask=mask, dynamics_halo=dynamics.halo,
-                  align=support.align)
+                  align=support.align if domains > 1 else 1)
 
 
 class _Loop:

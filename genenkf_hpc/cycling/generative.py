@@ -61,7 +61,10 @@ class GenerativeEnKF(PseudoEnsembleMethod):
     def _checkpoint_path(self) -> str:
         return self.model_path or self.cfg.generative.checkpoint
 
-    def setup(self, ctx: CycleContext) -> None:
+    def _load(self):
+        """The sampling model (loaded once: the layout asks for it before setup)."""
+        if getattr(self, "bundle", None) is not None:
+            return self.bundle
         from ..diffusion.bundle import load_bundle
 
         path = self._checkpoint_path()
@@ -78,9 +81,37 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.bundle = load_bundle(path, device=device, precision=g.precision)
-        if self.bundle.nx != ctx.nx:
-            raise UserError(f"model {path} was trained for nx={self.bundle.nx}, but "
-                            f"model.nx={ctx.nx}")
+        return self.bundle
+
+    def domain_support(self) -> DomainSupport:
+        """A local network samples on domains (tiles aligned to its downsampling factor)."""
+        from ..diffusion.networks import check_grid
+
+        bundle = self._load()
+        field = bundle.receptive_field
+        check_grid(field, bundle.nx, self.cfg.model.nx, self._checkpoint_path())
+        if field is None:
+            return DomainSupport(f"model {self._checkpoint_path()} is a whole-ring network "
+                                 "(network.kind=unet); only a local network (network.kind="
+                                 "local) samples on domains")
+        return DomainSupport(align=int(field["downsampling"]))
+
+    def setup(self, ctx: CycleContext) -> None:
+        from ..diffusion.bundle import on_grid
+        from ..diffusion.networks import check_grid
+        from ..diffusion.tiled import Segment, tile_halo_width
+
+        g, path = self.cfg.generative, self._checkpoint_path()
+        bundle = self._load()
+        check_grid(bundle.receptive_field, bundle.nx, ctx.nx, path)  # also when called alone
+        if bundle.receptive_field is not None:
+            self.bundle = on_grid(bundle, ctx.nx)
+        self.segment = None
+        if ctx.layout.domains > 1:  # tiles: the segment plus the receptive field's halo
+            halo = tile_halo_width(bundle.receptive_field)
+            exchange = ctx.layout.tile_halo(halo)
+            self.segment = Segment(ctx.nx, *ctx.layout.segment_range, halo,
+                                   lambda x: exchange.padded(x, halo))
         if self.bundle.obs_lag != self.obs_lag():
             trained = "prior" if self.bundle.obs_lag else "posterior"
             raise UserError(f"model {path} was trained for the {trained} mode (network.obs_lag="
@@ -112,7 +143,8 @@ class GenerativeEnKF(PseudoEnsembleMethod):
             self.bundle, rows, self.mask, member_ids, cycle, self.cfg.osse.seed,
             sampler=g.sampler, steps=g.sampling_steps, eta=g.eta, guidance=g.guidance,
             start_state=state, encoding=g.encoding, strength=g.strength,
-            inversion_refine=g.inversion_refine, clip=g.clip or None)
+            inversion_refine=g.inversion_refine, clip=g.clip or None, segment=self.segment,
+            batch_members=g.batch_members)
         if not g.use_ensemble_mean:
             block = _blend_members(block, state, g.alpha)
         return block
@@ -124,8 +156,7 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         uses it twice through them."""
         if not self.cfg.generative.recentre:
             return block
-        total = ctx.comm.Allreduce(block.sum(axis=0))
-        return block - total / self.members() + state[None, :]
+        return block - ctx.layout.member_sum(block) / self.members() + state[None, :]
 
     def update_simulation(self, ctx, state, analysis_mean, analysis_grid):
         if not self.cfg.generative.use_ensemble_mean:

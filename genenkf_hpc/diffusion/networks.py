@@ -63,3 +63,22 @@ def locality(args) -> dict | None:
     """The receptive field record of a local network (``left``, ``right``, ``width``,
     ``downsampling``), None for a whole-ring network."""
     return field_record(args) if isinstance(args, LocalNetArgs) else None
+
+
+def check_grid(receptive_field: dict | None, trained_nx: int, nx: int, name: str) -> None:
+    """Can the model ``name`` sample a ring of ``nx`` points? A whole-ring network only the
+    ``trained_nx`` it was trained on; a local network any multiple of its downsampling factor
+    that is at least its receptive field (a shorter ring would make the network see its own
+    wrap-around, an input it never met in training). UserError naming model.nx and both
+    values."""
+    if receptive_field is None:
+        if nx != trained_nx:
+            raise UserError(f"model {name} was trained for nx={trained_nx}, but model.nx={nx}")
+        return
+    factor, width = int(receptive_field["downsampling"]), int(receptive_field["width"])
+    if nx % factor:
+        raise UserError(f"model.nx={nx} is not a multiple of the downsampling factor {factor} "
+                        f"of model {name} (a local network)")
+    if nx < width:
+        raise UserError(f"model.nx={nx} is smaller than the receptive field of {width} points "
+                        f"of model {name}: the network would see its own wrap-around")
