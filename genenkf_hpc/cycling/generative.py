@@ -99,19 +99,13 @@ class GenerativeEnKF(PseudoEnsembleMethod):
     def setup(self, ctx: CycleContext) -> None:
         from ..diffusion.bundle import on_grid
         from ..diffusion.networks import check_grid
-        from ..diffusion.tiled import Segment, tile_halo_width
 
         g, path = self.cfg.generative, self._checkpoint_path()
         bundle = self._load()
         check_grid(bundle.receptive_field, bundle.nx, ctx.nx, path)  # also when called alone
         if bundle.receptive_field is not None:
             self.bundle = on_grid(bundle, ctx.nx)
-        self.segment = None
-        if ctx.layout.domains > 1:  # tiles: the segment plus the receptive field's halo
-            halo = tile_halo_width(bundle.receptive_field)
-            exchange = ctx.layout.tile_halo(halo)
-            self.segment = Segment(ctx.nx, *ctx.layout.segment_range, halo,
-                                   lambda x: exchange.padded(x, halo))
+        self.segment = sampling_segment(ctx.layout, self.bundle)
         if self.bundle.obs_lag != self.obs_lag():
             trained = "prior" if self.bundle.obs_lag else "posterior"
             raise UserError(f"model {path} was trained for the {trained} mode (network.obs_lag="
@@ -162,6 +156,18 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         if not self.cfg.generative.use_ensemble_mean:
             return analysis_mean  # the members were blended with the simulation already
         return super().update_simulation(ctx, state, analysis_mean, analysis_grid)
+
+
+def sampling_segment(layout, bundle):
+    """Where this rank samples: None on one domain (the whole ring), else its segment with a
+    tile halo of the network's receptive field, filled from the neighbouring domains."""
+    if layout.domains == 1:
+        return None
+    from ..diffusion.tiled import Segment, tile_halo_width
+
+    halo = tile_halo_width(bundle.receptive_field)
+    exchange = layout.tile_halo(halo)
+    return Segment(layout.nx, *layout.segment_range, halo, lambda x: exchange.padded(x, halo))
 
 
 def climatological_covariance(cfg) -> np.ndarray:

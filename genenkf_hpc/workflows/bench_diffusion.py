@@ -44,6 +44,14 @@ def _random_bundle(cfg: Config, nx: int, device: str, precision: str):
                         cfg.osse.obs_sigma, nx=nx)
 
 
+def load_or_random_bundle(args, cfg: Config, nx: int, device):
+    """``--checkpoint``'s model, or a randomly initialised network of the [network] settings
+    on ``nx`` points (speed does not depend on the weights)."""
+    if args.checkpoint:
+        return load_bundle(args.checkpoint, device, cfg.generative.precision)
+    return _random_bundle(cfg, nx, device, cfg.generative.precision)
+
+
 def _sync(device) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
@@ -55,10 +63,7 @@ def bench_sample(args, cfg: Config, comm) -> dict:
     env = read_environment()
     device = select_device(args.device or gc.device, env.local_rank, torch.cuda.is_available())
     torch.set_num_threads(threads_per_process())
-    if args.checkpoint:
-        bundle = load_bundle(args.checkpoint, device, gc.precision)
-    else:
-        bundle = _random_bundle(cfg, args.nx or cfg.model.nx, device, gc.precision)
+    bundle = load_or_random_bundle(args, cfg, args.nx or cfg.model.nx, device)
     nx, k = bundle.nx, args.members or gc.members
     steps = args.steps
     mask = osse.obs_mask(nx, bundle.obs_interval)
