@@ -37,8 +37,17 @@ def configure(rank: int = 0, verbose: bool = False) -> logging.Logger:
     return log
 
 
-def add_file(path: str | Path) -> None:
-    """Also write the log to ``path`` (rank 0 only; the caller decides)."""
+def add_file(path: str | Path) -> logging.Handler:
+    """Also write the log to ``path`` (rank 0 only; the caller decides); returns the handler
+    for :func:`remove_handler`."""
     handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     get_logger().addHandler(handler)
+    return handler
+
+
+def remove_handler(handler: logging.Handler | None) -> None:
+    """Stop writing to ``handler`` (a run of the Python API has ended)."""
+    if handler is not None:
+        get_logger().removeHandler(handler)
+        handler.close()

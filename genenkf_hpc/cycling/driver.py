@@ -7,7 +7,9 @@ of cycle c, gather the diagnostics of every grid block to rank 0, which streams
 them to ``analysis.nc.partial``. Every ``run.checkpoint_every`` cycles, and when SIGTERM/SIGUSR1
 arrives, the full state goes to a restart file; ``resume=True`` continues from the newest one
 and reproduces the uninterrupted run bit for bit (all randomness is keyed by member and cycle).
-A non-finite or exploding state stops the run with a :class:`DivergenceError`.
+A non-finite or exploding state stops the run with a :class:`DivergenceError`. With no output
+directory (``path=None``, the Python API) the cycles are recorded in memory and nothing is
+written: the :class:`Outcome` carries the analysis as an ``xarray.Dataset`` (rank 0).
 """
 from __future__ import annotations
 
@@ -45,12 +47,18 @@ class Outcome:
     cycle: int = 0            # last cycle done
     restart: Path | None = None
     signal_name: str = ""
+    analysis: object = None   # rank 0, path=None: the in-memory analysis (xarray.Dataset)
 
 
-def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path: Path, comm,
-                       log, *, resume: bool = False, model_path: str | None = None,
+def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path: Path | None,
+                       comm, log, *, resume: bool = False, model_path: str | None = None,
                        progress: bool = True, stop: StopRequest | None = None) -> Outcome:
-    """Run (or resume) the assimilation of one nature run into ``path``; collective."""
+    """Run (or resume) the assimilation of one nature run into ``path`` (None: in memory, no
+    file, no restarts); collective."""
+    if path is None and (resume or cfg.run.checkpoint_every):
+        what = "resume" if resume else f"run.checkpoint_every={cfg.run.checkpoint_every}"
+        raise collective_error(UserError(f"{what} needs an output directory (out=DIR) for its "
+                                         "restart files; without one nothing is written"))
     t_start = time.perf_counter()
     stop = stop or StopRequest()
     method = method_class(method_name)(cfg, model_path)
@@ -86,9 +94,9 @@ def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path:
         state = method.initial_state(ctx)
 
     time_axis = cfg.model.dt * cfg.osse.steps_per_cycle * np.arange(1, cycles + 1)
-    writer = run_on_root(comm, lambda: analysis_file.AnalysisWriter(
-        path / analysis_file.ANALYSIS_FILE, nx, cycles, time_axis,
-        records.file_attrs(cfg, method, nature), resume=kind == "resume"))
+    writer = run_on_root(comm, lambda: analysis_file.open_writer(
+        path, nx, cycles, time_axis, records.file_attrs(cfg, method, nature),
+        resume=kind == "resume"))
     recorder = records.Recorder(writer, nx, start) if comm.rank == 0 else None
     loop = _Loop(cfg, method, ctx, nature, path, comm, recorder, series, fingerprint,
                  wall_before, t_start)
@@ -96,7 +104,7 @@ def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path:
         outcome = loop.run(state, history, start, stop, progress, log)
     except BaseException:
         if recorder is not None:
-            recorder.writer.abandon(keep=bool(restart.list_restarts(path)))
+            recorder.writer.abandon(keep=path is not None and bool(restart.list_restarts(path)))
         raise
     return outcome
 
@@ -173,8 +181,8 @@ class _Loop:
                     return Outcome("stopped", self.path, cycle=cycle, restart=written,
                                    signal_name=stop.name or "signal")
         self._close_bar()
-        summary = self._finish(log)
-        return Outcome("complete", self.path, summary=summary, cycle=cycles)
+        summary, analysis = self._finish(log)
+        return Outcome("complete", self.path, summary=summary, cycle=cycles, analysis=analysis)
 
     # -- pieces
     def _close_bar(self) -> None:
@@ -185,7 +193,8 @@ class _Loop:
         """Every rank raises the same DivergenceError (the flags were reduced)."""
         self._close_bar()
         what = "ensemble" if self.method.state_kind == "ensemble" else "simulation"
-        last = restart.latest_restart(self.path) if self.comm.rank == 0 else None
+        last = restart.latest_restart(self.path) \
+            if self.comm.rank == 0 and self.path is not None else None
         last = self.comm.bcast(last)
         keep = f"; the last good restart is kept: {last}" if last else ""
         hint = ("is model.dt stable for model.forcing?" if stage == "forecast" else
@@ -239,23 +248,27 @@ class _Loop:
         self.timers["checkpoint"] += time.perf_counter() - tick
         return self.comm.bcast(written)
 
-    def _finish(self, log) -> dict:
+    def _finish(self, log) -> tuple[dict, object]:
+        """``(summary, the in-memory analysis or None)``; rank 0 writes the outputs."""
         cfg, comm = self.cfg, self.comm
         moved = comm.allreduce(self.ctx.layout.sent_bytes)  # all ranks, this segment
-        summary = None
+        summary = analysis = None
         if comm.rank == 0:
             self.recorder.flush(sync=False)
-            self.recorder.writer.close()
+            closed = self.recorder.writer.close()
             wall = self.wall_before + time.perf_counter() - self.t_start
             summary = records.build_summary(cfg, self.method, self.nature, self.series, comm.size, wall)
             summary["fingerprint"] = self.fingerprint  # what --resume checks before skipping
             summary["layout"] = {**self.ctx.layout.describe(), "bytes_sent": moved}
-            analysis_file.write_summary(self.path / analysis_file.SUMMARY_FILE, summary)
-            restart.clear_restarts(self.path)  # complete: the restarts are no longer needed
+            if self.path is None:
+                analysis = closed
+            else:
+                analysis_file.write_summary(self.path / analysis_file.SUMMARY_FILE, summary)
+                restart.clear_restarts(self.path)  # complete: the restarts are no longer needed
             log.debug("%s: timings (rank 0) %s; transposes and halos moved %d bytes between ranks",
                       self.path, ", ".join(f"{k} {v:.2f} s" for k, v in self.timers.items()),
                       moved)
-        return comm.bcast(summary)
+        return comm.bcast(summary), analysis
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import numpy as np
 from .. import metrics
 from ..config import Config
 from ..io import analysis_file
+from ..io.provenance import provenance
 from .base import Diagnostics, NatureInput
 
 
@@ -87,7 +88,8 @@ def point_fields(diag: Diagnostics, truth: np.ndarray) -> np.ndarray:
 
 
 def file_attrs(cfg: Config, method, nature: NatureInput) -> dict:
-    return {"method": method.name, "forcing_nature": nature.forcing,
+    """Global attributes of analysis.nc: the run's settings and how it was made."""
+    return {**provenance(cfg), "method": method.name, "forcing_nature": nature.forcing,
             "forcing_model": cfg.model.forcing, "members": method.members(),
             "dt": cfg.model.dt, "steps_per_cycle": cfg.osse.steps_per_cycle,
             "obs_interval": cfg.osse.obs_interval, "obs_sigma": cfg.osse.obs_sigma,

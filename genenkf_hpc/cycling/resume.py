@@ -33,9 +33,11 @@ def run_fingerprint(cfg: Config, method_name: str, nature: NatureInput) -> str:
     return h.hexdigest()[:16]
 
 
-def start_plan(path: Path, resume: bool, fingerprint: str, method_name: str):
+def start_plan(path: Path | None, resume: bool, fingerprint: str, method_name: str):
     """Rank 0: ``("skip", None, summary)``, ``("resume", restart, None)`` or ``("fresh", ...)``;
     prepares the directory for a fresh run (no stale summary, output or restarts)."""
+    if path is None:
+        return "fresh", None, None  # in memory: nothing to resume, nothing to clear
     summary_path = path / analysis_file.SUMMARY_FILE
     if resume and summary_path.is_file() and (path / analysis_file.ANALYSIS_FILE).is_file():
         summary = json.loads(summary_path.read_text())

@@ -3,13 +3,16 @@
 Layout of a ``genenkf dataset`` directory::
 
     metadata.json          written last: its presence marks a complete dataset
-    shard_00000.h5 ...     states (trajectories, steps, nx) float64, chunked + gzip,
-                           trajectory (trajectories,) int64 global trajectory ids
+    shard_00000.h5 ...     states (trajectory, time, x) float64, chunked + gzip, with the
+                           coordinates trajectory (global ids), time, x as HDF5 dimension
+                           scales, so ``xarray.open_dataset(shard)`` reads it as netCDF-4
 
 ``metadata.json`` holds nx, dt, forcing, seed, spin-up, the observation settings, the shards
 with the trajectory ids each holds, the split lists (train / val / test trajectory ids: the
 split is by trajectory, never by time step) and the normalisation statistics of the training
-trajectories. Every file is written under a temporary name and renamed when complete.
+trajectories. Every variable of a shard has CF ``units`` and ``long_name``; the shard's
+attributes hold the dataset settings and the provenance (config, package version). Every file
+is written under a temporary name and renamed when complete.
 """
 from __future__ import annotations
 
@@ -30,19 +33,35 @@ def shard_name(index: int) -> str:
     return f"shard_{index:05d}.h5"
 
 
+# name -> (units, long_name) of a shard's variables
+SHARD_VARIABLES = {
+    "states": ("1", "model state seen by data assimilation"),
+    "trajectory": ("1", "global trajectory index"),
+    "time": ("model time units", "model time after the spin-up"),
+    "x": ("1", "grid point index"),
+}
+
+
 def write_shard(path: str | Path, states: np.ndarray, trajectories: np.ndarray,
-                attrs: dict) -> None:
-    """Write ``states (n, steps, nx)`` of global trajectory ids ``trajectories (n,)``."""
+                interval: float, attrs: dict) -> None:
+    """Write ``states (n, steps, nx)`` of global trajectory ids ``trajectories (n,)``, stored
+    every ``interval`` model time units after the spin-up."""
     states = np.asarray(states, dtype=np.float64)
     n, steps, nx = states.shape
+    coords = {"trajectory": np.asarray(trajectories, dtype=np.int64),
+              "time": interval * np.arange(1, steps + 1, dtype=np.float64),
+              "x": np.arange(nx, dtype=np.int32)}
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as fh:
-            fh.create_dataset("states", data=states, chunks=(1, min(steps, 1024), nx),
-                              compression="gzip", compression_opts=4, shuffle=True)
-            fh.create_dataset("trajectory", data=np.asarray(trajectories, dtype=np.int64))
-            fh["states"].attrs["dims"] = "trajectory, time, x"
-            fh["states"].attrs["units"] = "1"
-            fh["states"].attrs["long_name"] = "Lorenz-96 state"
+            data = fh.create_dataset("states", data=states, chunks=(1, min(steps, 1024), nx),
+                                     compression="gzip", compression_opts=4, shuffle=True)
+            for axis, (name, values) in enumerate(coords.items()):
+                scale = fh.create_dataset(name, data=values)
+                scale.make_scale(name)
+                data.dims[axis].attach_scale(scale)
+            for name, (units, long_name) in SHARD_VARIABLES.items():
+                fh[name].attrs["units"] = units
+                fh[name].attrs["long_name"] = long_name
             for key, value in attrs.items():
                 fh.attrs[key] = value
 

@@ -26,6 +26,7 @@ class RunContext:
     env: LaunchEnvironment
     log: logging.Logger
     cfg: Config | None = None
+    log_file: logging.Handler | None = None  # rank 0's log.txt handler
 
     @property
     def is_main(self) -> bool:
@@ -55,8 +56,16 @@ def open_run(command: str, out: str | None, cfg: Config | None, comm, env,
             stale.unlink()
         if cfg is not None:
             write_text(path / "config.toml", to_toml(cfg))
-        logs.add_file(path / "log.txt")
-    return RunContext(path=path, comm=comm, env=env, log=log, cfg=cfg)
+        handler = logs.add_file(path / "log.txt")
+    else:
+        handler = None
+    return RunContext(path=path, comm=comm, env=env, log=log, cfg=cfg, log_file=handler)
+
+
+def close_run(ctx: RunContext) -> None:
+    """Stop logging to the run's log.txt (a process that runs several, the Python API)."""
+    logs.remove_handler(ctx.log_file)
+    ctx.log_file = None
 
 
 def record_failure(path: Path, message: str) -> None:

@@ -8,6 +8,8 @@
 Truth and observations come from ``--nature FILE`` (a ``genenkf nature`` output) or are
 generated in memory from the config, with the same numbers either way. With several
 ``osse.forcings`` every nature run gets a sub-directory ``forcing_<F>``.
+:func:`run_assimilation` is the workflow; the command and ``genenkf_hpc.assimilate`` (which may
+keep everything in memory) both call it.
 """
 from __future__ import annotations
 
@@ -54,31 +56,51 @@ def forcing_dirname(forcing: float) -> str:
 
 
 def run(args, cfg: Config, ctx) -> int:
-    comm, log = ctx.comm, ctx.log
-    forcings = list(cfg.osse.forcings)
-    nature_path = Path(args.nature).resolve() if args.nature else None
-    progress = cfg.run.progress
-    log.info("assimilate: method=%s F_nature=%s members=%d cycles=%d ranks=%d -> %s",
-             args.method, forcings, cfg.filter.members, cfg.osse.cycles, comm.size, ctx.path)
-    outcomes: list[Outcome] = []
+    nature = Path(args.nature).resolve() if args.nature else None
     with StopRequest() as stop:
-        for forcing in forcings:
-            path = ctx.path if len(forcings) == 1 else ctx.path / forcing_dirname(forcing)
-            nature = load_nature(cfg, forcing, nature_path, comm)
-            outcome = assimilate_forcing(cfg, args.method, nature, path, comm, log,
-                                         resume=args.resume, model_path=args.model,
-                                         progress=progress, stop=stop)
-            outcomes.append(outcome)
-            if outcome.status == "stopped":
-                if ctx.is_main:
-                    log.warning("%s", _stopped_message(outcome, ctx.path))
-                return 0
-            if ctx.is_main:
-                _warn_if_lost(outcome, log)
+        outcomes = run_assimilation(cfg, args.method, ctx.path, comm=ctx.comm, log=ctx.log,
+                                    nature=nature, model=args.model, resume=args.resume,
+                                    stop=stop)
+    if outcomes[-1].status == "stopped":
+        if ctx.is_main:
+            ctx.log.warning("%s", _stopped_message(outcomes[-1], ctx.path))
+        return 0
     if ctx.is_main:
         for outcome in outcomes:
-            log.info("%s", summary_line(outcome))
+            ctx.log.info("%s", summary_line(outcome))
     return 0
+
+
+def run_assimilation(cfg: Config, method: str, out: Path | None, *, comm, log, nature=None,
+                     model: str | None = None, resume: bool = False,
+                     stop: StopRequest | None = None) -> list[Outcome]:
+    """Assimilate every nature run of ``osse.forcings`` with ``method``; collective.
+
+    ``out``: the run directory (one sub-directory per forcing when there are several), or None
+    to keep each run in memory (``Outcome.analysis`` on rank 0; no file is written).
+    ``nature``: None (generated from the config), a nature file's path or an
+    ``xarray.Dataset`` with its variables. ``model``: a diffusion checkpoint (genenkf). Stops
+    after the forcing that ``stop`` interrupted (its outcome is the last, ``"stopped"``).
+    """
+    check_method_name(method)
+    forcings = list(cfg.osse.forcings)
+    log.info("assimilate: method=%s F_nature=%s members=%d cycles=%d ranks=%d -> %s",
+             method, forcings, cfg.filter.members, cfg.osse.cycles, comm.size,
+             "memory" if out is None else out)
+    outcomes: list[Outcome] = []
+    for forcing in forcings:
+        path = None if out is None else out if len(forcings) == 1 \
+            else out / forcing_dirname(forcing)
+        data = load_nature(cfg, forcing, nature, comm)
+        outcome = assimilate_forcing(cfg, method, data, path, comm, log, resume=resume,
+                                     model_path=None if model is None else str(model),
+                                     progress=cfg.run.progress, stop=stop)
+        outcomes.append(outcome)
+        if outcome.status == "stopped":
+            break
+        if comm.rank == 0:
+            _warn_if_lost(outcome, log)
+    return outcomes
 
 
 def _warn_if_lost(outcome: Outcome, log) -> None:
@@ -91,11 +113,13 @@ def _warn_if_lost(outcome: Outcome, log) -> None:
                     s["method"], s["spread"], s["rmse"])
 
 
-def load_nature(cfg: Config, forcing: float, nature_path: Path | None, comm) -> NatureInput:
+def load_nature(cfg: Config, forcing: float, nature, comm) -> NatureInput:
     """Truth and observations on every rank: rank 0 reads (or generates) and checks them, then
-    broadcasts the arrays (a bad file is one collective error, not R of them)."""
+    broadcasts the arrays (a bad file is one collective error, not R of them). ``nature``: None
+    (generate from the config), a nature file's path, or an ``xarray.Dataset`` with its
+    variables."""
     def read():
-        if nature_path is None:
+        if nature is None:
             from .nature import nature_in_memory
 
             data = nature_in_memory(cfg, forcing)
@@ -104,15 +128,16 @@ def load_nature(cfg: Config, forcing: float, nature_path: Path | None, comm) -> 
                 raise UserError(f"the nature run for F_nature={forcing:g} is not finite: "
                                 f"model.dt={cfg.model.dt} is too large for this forcing")
         else:
-            data = read_nature_forcing(nature_path, forcing, cfg.osse.cycles, cfg.model.nx)
-            check_compatible(data, nature_path, cfg)
+            data = read_nature_forcing(nature, forcing, cfg.osse.cycles, cfg.model.nx)
+            check_compatible(data, cfg)
         return data
 
     data = run_on_root(comm, read)
     truth = comm.Bcast(data.truth if comm.rank == 0 else None)
     obs = comm.Bcast(data.obs if comm.rank == 0 else None)
     mask = comm.Bcast(data.mask if comm.rank == 0 else None).astype(bool)
-    source = str(nature_path) if nature_path else "generated from the config"
+    source = "generated from the config" if nature is None else \
+        str(nature) if isinstance(nature, (str, Path)) else "an xarray.Dataset"
     return NatureInput(forcing=float(forcing), truth=truth, obs=obs, mask=mask, source=source)
 
 

@@ -152,15 +152,25 @@ def tune(cfg: Config, variant: Variant, forcings, out: Path, comm, log, model,
 
 
 def run(args, cfg: Config, ctx) -> int:
+    nature = Path(args.nature).resolve() if args.nature else None
+    rows = run_campaign(cfg, ctx, model=args.model, nature=nature, resume=args.resume)
+    if ctx.is_main:
+        print(markdown_table(rows, COLUMNS[:7]), end="")
+    return 0
+
+
+def run_campaign(cfg: Config, ctx, *, model=None, nature=None, resume: bool = False) -> list[dict]:
+    """Every variant for every forcing into the run directory ``ctx.path``: per-run
+    directories, then (rank 0) results.csv, results.md and the figures. Returns the result rows
+    on every rank. ``nature``: None (generated), a nature file or an ``xarray.Dataset``."""
     comm, log, out = ctx.comm, ctx.log, ctx.path
     forcings = list(cfg.osse.forcings)
     entries = variants(cfg)
-    model = args.model or cfg.generative.checkpoint or None
+    model = str(model) if model else cfg.generative.checkpoint or None
     if any(v.method == "genenkf" for v in entries) and not model:
         raise UserError("campaign includes genenkf: pass --model FILE or set "
                         "generative.checkpoint (a `genenkf train` checkpoint)")
-    nature_path = Path(args.nature).resolve() if args.nature else None
-    best = {v.label: tune(cfg, v, forcings, out, comm, log, model, args.resume)
+    best = {v.label: tune(cfg, v, forcings, out, comm, log, model, resume)
             for v in entries}
     tasks = [(v, f) for v in entries for f in forcings]
 
@@ -169,8 +179,8 @@ def run(args, cfg: Config, ctx) -> int:
         run_cfg = with_overrides(cfg, v.overrides + best[v.label][f] + ["run.progress=false"],
                                  f)
         try:
-            summary = _run(run_cfg, v.method, f, out / v.label / f"F{f:g}", nature_path, log,
-                           model, args.resume)
+            summary = _run(run_cfg, v.method, f, out / v.label / f"F{f:g}", nature, log,
+                           model, resume)
         except DivergenceError as exc:  # a result of the comparison, not a failure of it
             log.warning("%s F=%g: %s", v.label, f, exc)
             return {"rmse": float("nan"), "spread": float("nan"), "crps": float("nan"),
@@ -181,14 +191,12 @@ def run(args, cfg: Config, ctx) -> int:
         return summary
 
     summaries = _spread(tasks, comm, assimilate)
-    if not ctx.is_main:
-        return 0
     rows = [result_row(v, f, s, cfg) for (v, f), s in zip(tasks, summaries)]
-    write_table_csv(out / "results.csv", rows, COLUMNS)
-    write_text(out / "results.md", results_markdown(cfg, rows))
-    draw(cfg, tasks, rows, out)
-    print(markdown_table(rows, COLUMNS[:7]), end="")
-    return 0
+    if ctx.is_main:
+        write_table_csv(out / "results.csv", rows, COLUMNS)
+        write_text(out / "results.md", results_markdown(cfg, rows))
+        draw(cfg, tasks, rows, out)
+    return rows
 
 
 def result_row(v: Variant, forcing: float, summary: dict, cfg: Config) -> dict:

@@ -17,6 +17,7 @@ training trajectories only. Observations are not stored: training draws them afr
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from ..config import Config
 from ..dynamics.from_config import forecast_model, nature_clock, nature_model
 from ..errors import UserError
 from ..io import hdf5
+from ..io.provenance import provenance
 from ..parallel.decomposition import block_range
 
 HELP = "training trajectories for the diffusion model -> HDF5 shards + metadata.json"
@@ -83,10 +85,17 @@ def partial_stats(states: np.ndarray) -> np.ndarray:
 
 
 def run(args, cfg: Config, ctx) -> int:
+    make_dataset(cfg, ctx)
+    return 0
+
+
+def make_dataset(cfg: Config, ctx) -> Path:
+    """Write the dataset into the run directory ``ctx.path`` (shards over the ranks of
+    ``ctx.comm``, then ``metadata.json``); returns the directory. Collective."""
     d, m = cfg.dataset, cfg.model
     comm = ctx.comm
     if ctx.env.world_size > comm.size and ctx.env.rank != 0:
-        return 0  # launched without MPI (e.g. torchrun): rank 0 alone builds the dataset
+        return ctx.path  # launched without MPI (e.g. torchrun): rank 0 alone builds it
     n = d.trajectories
     splits = split_trajectories(n, d.val_fraction, d.test_fraction, d.seed)
     n_shards = -(-n // d.shard_trajectories)
@@ -101,7 +110,8 @@ def run(args, cfg: Config, ctx) -> int:
     train = set(splits["train"])
     stats = partial_stats(np.empty(0))
     attrs = dict(nx=m.nx, dt=m.dt, interval=interval, forcing=forcing, seed=d.seed,
-                 spinup_steps=d.spinup_steps, source=d.source, dynamics=info["dynamics"])
+                 spinup_steps=d.spinup_steps, data_source=d.source, dynamics=info["dynamics"],
+                 **provenance(cfg))
     t0 = time.perf_counter()
     for s in range(first, last):
         ids = np.arange(s * d.shard_trajectories, min(n, (s + 1) * d.shard_trajectories))
@@ -109,7 +119,7 @@ def run(args, cfg: Config, ctx) -> int:
         if not np.all(np.isfinite(states)):
             raise UserError(f"dataset: trajectory in shard {s} diverged (model.dt={m.dt} too "
                             "large?)")
-        hdf5.write_shard(ctx.path / hdf5.shard_name(s), states, ids, attrs)
+        hdf5.write_shard(ctx.path / hdf5.shard_name(s), states, ids, interval, attrs)
         in_train = np.array([i in train for i in ids])
         stats = combine(stats, partial_stats(states[in_train]))
     counts = comm.allreduce(stats[:3].copy(), op="sum")
@@ -136,7 +146,7 @@ def run(args, cfg: Config, ctx) -> int:
                      "train range [%.3f, %.3f])", n_shards, hdf5.METADATA,
                      time.perf_counter() - t0, len(splits["train"]), len(splits["val"]),
                      len(splits["test"]), lo, hi)
-    return 0
+    return ctx.path
 
 
 def combine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

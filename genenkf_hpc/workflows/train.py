@@ -19,6 +19,7 @@ import math
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,12 +61,31 @@ def add_arguments(parser) -> None:
                         help="samples per held-out state in the final quality check")
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """What a training run takes besides the config (the command's flags)."""
+
+    data: str                    # a `genenkf dataset` directory
+    resume: bool = False         # continue from <out>/checkpoints/latest.pt
+    stop_at: int | None = None   # checkpoint and stop after this step
+    eval_states: int = 16        # held-out states of the final quality check (0: skip)
+    eval_members: int = 32       # samples per held-out state
+
+
 def run(args, cfg: Config, ctx) -> int:
-    if not args.data:
+    train_model(cfg, ctx, TrainOptions(args.data, args.resume, args.stop_at, args.eval_states,
+                                       args.eval_members))
+    return 0
+
+
+def train_model(cfg: Config, ctx, opts: TrainOptions) -> Path:
+    """Train into the run directory ``ctx.path``; returns ``checkpoints/latest.pt``. One process
+    or DDP over the job's ranks (``ctx.env``); collective."""
+    if not opts.data:
         raise UserError("train: --data DIR is required (the output of `genenkf dataset`)")
-    meta = hdf5.read_metadata(args.data)
+    meta = hdf5.read_metadata(opts.data)
     if int(meta["nx"]) != cfg.model.nx:
-        raise UserError(f"model.nx={cfg.model.nx} but dataset {args.data} has nx={meta['nx']}")
+        raise UserError(f"model.nx={cfg.model.nx} but dataset {opts.data} has nx={meta['nx']}")
     if cfg.train.batch_size < ctx.env.world_size * cfg.train.grad_accum:
         raise UserError(f"train.batch_size={cfg.train.batch_size} is smaller than ranks x "
                         f"train.grad_accum = {ctx.env.world_size} x {cfg.train.grad_accum}")
@@ -75,12 +95,13 @@ def run(args, cfg: Config, ctx) -> int:
     if ds.device.type == "cpu":
         torch.set_num_threads(threads_per_process())  # oversubscribed pools crawl
     try:
-        status = Trainer(args, cfg, ctx, meta, arch, ds).train()
+        trainer = Trainer(opts, cfg, ctx, meta, arch, ds)
+        trainer.train()
     except BaseException:
         ddp.teardown(ds, clean=False)
         raise
     ddp.teardown(ds)
-    return status
+    return trainer.ckpt_dir / ckpt_io.LATEST
 
 
 class _StopFlag:
@@ -107,8 +128,8 @@ class _StopFlag:
 
 
 class Trainer:
-    def __init__(self, args, cfg: Config, ctx, meta: dict, arch, ds):
-        self.args, self.cfg, self.ctx, self.meta = args, cfg, ctx, meta
+    def __init__(self, opts: TrainOptions, cfg: Config, ctx, meta: dict, arch, ds):
+        self.opts, self.cfg, self.ctx, self.meta = opts, cfg, ctx, meta
         self.arch, self.ds = arch, ds
         self.log = ctx.log
         # All ranks use rank 0's run directory (torchrun ranks may have picked their own).
@@ -145,7 +166,7 @@ class Trainer:
                                       if isinstance(v, (int, float))}},
                     obs={"interval": cfg.osse.obs_interval, "sigma": cfg.osse.obs_sigma,
                          "lag": cfg.network.obs_lag},
-                    dataset={"path": str(Path(self.args.data).resolve()),
+                    dataset={"path": str(Path(self.opts.data).resolve()),
                              "nx": int(self.meta["nx"]), "dt": float(self.meta["dt"]),
                              "forcing": float(self.meta["forcing"]),
                              "seed": int(self.meta["seed"])})
@@ -173,9 +194,9 @@ class Trainer:
     # --- the loop ----------------------------------------------------------------------------
     def train(self) -> int:
         cfg, tc, ds = self.cfg, self.cfg.train, self.ds
-        if self.args.resume:
+        if self.opts.resume:
             self._resume()
-        train_states = tdata.load_split(self.args.data, self.meta, "train")
+        train_states = tdata.load_split(self.opts.data, self.meta, "train")
         maker = tdata.BatchMaker(train_states, self.normaliser, self.mask, cfg.osse.obs_sigma,
                                  cfg.network.seq_len, self.schedule, ds.device,
                                  lag=cfg.network.obs_lag)
@@ -185,7 +206,7 @@ class Trainer:
         lo, hi = block_range(tc.batch_size, ds.world_size, ds.rank)
         micro = [tuple(lo + np.array(block_range(hi - lo, tc.grad_accum, j)))
                  for j in range(tc.grad_accum)]
-        stop_at = self.args.stop_at
+        stop_at = self.opts.stop_at
         if stop_at is not None and stop_at <= self.step:
             raise UserError(f"--stop-at {stop_at}: the run is already at step {self.step}")
         self.log.info("train: %d steps from step %d, global batch %d over %d rank(s) x %d "
@@ -227,7 +248,7 @@ class Trainer:
         if stopped:
             self.log.warning("stopped by %s after step %d; checkpoint %s written. Resume with: "
                              "genenkf train --data %s --out %s --resume [same config]",
-                             stopped, self.step, self.ckpt_dir / ckpt_io.LATEST, self.args.data,
+                             stopped, self.step, self.ckpt_dir / ckpt_io.LATEST, self.opts.data,
                              self.path)
             return 0
         self._finish(wall, done)
@@ -260,7 +281,7 @@ class Trainer:
                             nx=self.cfg.model.nx)
 
     def _cases(self, split, n: int, which: int):
-        states = tdata.load_split(self.args.data, self.meta, split)
+        states = tdata.load_split(self.opts.data, self.meta, split)
         return validation.held_out_cases(states, n, self.cfg.network.seq_len, self.mask,
                                          self.cfg.osse.obs_sigma, self.cfg.train.seed, which,
                                          lag=self.cfg.network.obs_lag)
@@ -288,11 +309,11 @@ class Trainer:
                    "samples_per_s_per_rank": rate, "wall_seconds": wall,
                    "checkpoint": str(self.ckpt_dir / ckpt_io.LATEST)}
         split = "test" if self.meta["splits"]["test"] else "val"
-        if self.args.eval_states > 0 and self.meta["splits"][split]:
+        if self.opts.eval_states > 0 and self.meta["splits"][split]:
             gc = cfg.generative
-            cases = self._cases(split, self.args.eval_states, which=1)
+            cases = self._cases(split, self.opts.eval_states, which=1)
             ev = validation.evaluate(self._bundle(), cases, tc.seed,
-                                     members=self.args.eval_members, steps=gc.sampling_steps,
+                                     members=self.opts.eval_members, steps=gc.sampling_steps,
                                      eta=gc.eta, guidance=gc.guidance)
             ev["split"] = split
             write_json(self.path / "eval.json", ev)

@@ -67,6 +67,17 @@ def test_bench_letkf_kernel_threads():
     assert proc.returncode == 2 and proc.stderr.strip() == "error: --threads=0: too small"
 
 
+def test_bench_forecast_runs_any_dynamics():
+    """The members start from the model's own random states: a model whose state is larger
+    than its grid (two-scale Lorenz-96, K (J + 1) values) runs too."""
+    proc = genenkf_subprocess("bench", "forecast", "--nx", 8, "--members", 3, "--steps", 2,
+                              "--repeat", 1, 'model.dynamics="lorenz96_two_scale"',
+                              "model.params={J=4}", "model.dt=0.005")
+    assert proc.returncode == 0, proc.stderr
+    (r,) = _records(proc.stdout)
+    assert r["member_steps_per_s"] > 0 and r["nx"] == 8
+
+
 @pytest.mark.mpi
 @pytest.mark.parametrize("what, extra", [
     ("forecast", ["--steps", 2]),
