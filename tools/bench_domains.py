@@ -120,7 +120,7 @@ def section_memory(args, out) -> list[dict]:
 def section_cycle(args, out) -> list[dict]:
     run_dir = Path(args.out) / "cycle_1e6"
     r = run(2, ["assimilate", "-c", "configs/large.toml", "--method", "genenkf",
-                "model.nx=1000000", "osse.cycles=3", "osse.burn_in=1", "run.progress=false",
+                "--model", args.model, "model.nx=1000000", "osse.cycles=3", "osse.burn_in=1", "run.progress=false",
                 "--out", run_dir], args, timeout=7200)
     summary = json.loads((run_dir / "summary.json").read_text())
     r.update(section="cycle", nx=summary["nx"], cycles=summary["cycles"],
@@ -138,7 +138,8 @@ def section_rmse(args, out) -> list[dict]:
         for nx, seed in cases:
             run_dir = Path(args.out) / f"rmse_{method}_{nx}_{seed}"
             ranks = 1 if nx < 4000 else 2
-            r = run(ranks, ["assimilate", "-c", "configs/large.toml", "--method", method,
+            model = ["--model", args.model] if method == "genenkf" else []
+            r = run(ranks, ["assimilate", "-c", "configs/large.toml", "--method", method, *model,
                             f"model.nx={nx}", f"osse.seed={seed}", "run.progress=false",
                             "--out", run_dir], args, timeout=7200)
             s = json.loads((run_dir / "summary.json").read_text())

@@ -1,12 +1,13 @@
 """Runs on domains (run.domains, ranks = member groups x domains) give one-process results:
 noda/nudging bit for bit, the LETKF/ETKF/EnKF to 1e-10 over 10 cycles, the Generative EnKF with
 a local network in float64 to 1e-10; restarts move between layouts; bad layouts are refused."""
-import numpy as np
+import os
+
 import pytest
 
 from assim_utils import (TINY, analysis, assert_user_error, genenkf, genenkf_subprocess,
                          identical, max_abs_diff, summary)
-from mpi_utils import run_mpi
+from mpi_utils import REPO, run_mpi
 
 SHORT = ["osse.forcings=[8.0]", "osse.cycles=10", "osse.burn_in=2", "run.progress=false"]
 
@@ -42,6 +43,26 @@ def test_domains_equal_one_process(tmp_path, method, ranks, domains, overrides, 
     assert (layout["domains"], layout["member_groups"], layout["analysis"]) == \
         (domains, ranks // domains, path)
     assert summary(tmp_path / "one")["layout"]["analysis"] == "transpose"
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("method", ["noda", "letkf"])
+def test_a_user_model_with_a_wide_halo_on_domains(tmp_path, method):
+    """Any dynamics declares its halo: Lorenz (2005) model II with K = 8 (docs/examples, 20
+    ghost points left, 12 right) on 3 domains of 16 points, shorter than its halo."""
+    examples = REPO / "docs" / "examples"
+    path = os.pathsep.join([str(REPO), str(examples)])
+    args = ["assimilate", "-c", examples / "lorenz05.toml", "--method", method, "model.nx=48",
+            "model.spinup_steps=100", "osse.cycles=6", "osse.burn_in=1", "filter.radius=8.0",
+            "run.progress=false"]
+    one = genenkf_subprocess(*args, "--out", tmp_path / "one",
+                             env={**os.environ, "PYTHONPATH": path})
+    assert one.returncode == 0, one.stderr
+    proc = run_mpi(3, [*args, "run.domains=3", "--out", tmp_path / "many"],
+                   env={"PYTHONPATH": path})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    one, many = analysis(tmp_path / "one"), analysis(tmp_path / "many")
+    assert identical(one, many) if method == "noda" else max_abs_diff(one, many) <= 1e-10
 
 
 LOCAL = ["model.nx=48", "generative.precision=float64", "generative.members=5",
