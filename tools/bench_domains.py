@@ -120,7 +120,8 @@ def section_memory(args, out) -> list[dict]:
 def section_cycle(args, out) -> list[dict]:
     run_dir = Path(args.out) / "cycle_1e6"
     r = run(2, ["assimilate", "-c", "configs/large.toml", "--method", "genenkf",
-                "--model", args.model, "model.nx=1000000", "osse.cycles=3", "osse.burn_in=1", "run.progress=false",
+                "--model", args.model, "model.nx=1000000", "osse.cycles=3", "osse.burn_in=1",
+                "run.progress=false",
                 "--out", run_dir], args, timeout=7200)
     summary = json.loads((run_dir / "summary.json").read_text())
     r.update(section="cycle", nx=summary["nx"], cycles=summary["cycles"],

@@ -10,14 +10,14 @@ Two layouts of a k-member ensemble on a periodic ring of ``nx`` points over R ra
   analyses the block's own points (``owned_pos[r]`` inside the columns).
 
 ``to_grid`` moves member-major -> grid-major (owned + halo columns), ``to_members`` moves the
-analysed owned points back.
+analysed owned points back. Both are one buffer-based Alltoallv: the chunk a rank sends to rank
+r is contiguous, and the chunks received in rank order stack to a C-order array because member
+(resp. grid) blocks are contiguous and in rank order. Bytes moved per cycle: :meth:`volume`.
 
 Inside a domain of a domain decomposition (:mod:`.layout`, member groups x domains) the same
 transposes run over the member groups of the domain: the member-major block is then the
 domain's segment plus its analysis halo (``points``: their global indices, ascending), and the
-grid blocks split the segment ``[segment[0], segment[1])`` instead of the ring. Both are one buffer-based Alltoallv: the chunk a rank sends to rank
-r is contiguous, and the chunks received in rank order stack to a C-order array because member
-(resp. grid) blocks are contiguous and in rank order. Bytes moved per cycle: :meth:`volume`.
+grid blocks split the segment ``[segment[0], segment[1])`` instead of the ring.
 """
 from __future__ import annotations
 

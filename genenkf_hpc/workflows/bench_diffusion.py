@@ -20,10 +20,11 @@ import torch
 
 from .. import osse, rng
 from ..config import Config
-from ..diffusion.bundle import DTYPES, build_bundle, load_bundle, sample_pseudo_ensemble
+from ..diffusion.bundle import (DTYPES, build_bundle, load_bundle, on_grid,
+                                sample_pseudo_ensemble)
 from ..diffusion.conditioning import Normaliser
+from ..diffusion.networks import build_network, check_grid, network_args
 from ..diffusion.schedule import Schedule
-from ..diffusion.networks import build_network, network_args
 from ..parallel import ddp
 from ..parallel.decomposition import block_range
 from ..parallel.environment import read_environment, select_device, threads_per_process
@@ -46,10 +47,15 @@ def _random_bundle(cfg: Config, nx: int, device: str, precision: str):
 
 def load_or_random_bundle(args, cfg: Config, nx: int, device):
     """``--checkpoint``'s model, or a randomly initialised network of the [network] settings
-    on ``nx`` points (speed does not depend on the weights)."""
-    if args.checkpoint:
-        return load_bundle(args.checkpoint, device, cfg.generative.precision)
-    return _random_bundle(cfg, nx, device, cfg.generative.precision)
+    on ``nx`` points (speed does not depend on the weights). A local network samples ``nx``
+    points whatever ring it was trained on (``--nx``, checked against its receptive field)."""
+    if not args.checkpoint:
+        return _random_bundle(cfg, nx, device, cfg.generative.precision)
+    bundle = load_bundle(args.checkpoint, device, cfg.generative.precision)
+    if bundle.receptive_field is None or not args.nx:
+        return bundle
+    check_grid(bundle.receptive_field, bundle.nx, args.nx, args.checkpoint)
+    return on_grid(bundle, args.nx)
 
 
 def _sync(device) -> None:

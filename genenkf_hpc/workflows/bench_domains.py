@@ -150,7 +150,7 @@ def bench_sample(args, cfg, comm, settings: dict) -> list[dict]:
     import torch
 
     from ..cycling.generative import sampling_segment
-    from ..diffusion.bundle import on_grid, sample_pseudo_ensemble
+    from ..diffusion.bundle import sample_pseudo_ensemble
     from ..diffusion.networks import check_grid
     from ..diffusion.tiled import tile_halo_width
     from ..parallel.environment import read_environment, select_device, threads_per_process
@@ -164,8 +164,6 @@ def bench_sample(args, cfg, comm, settings: dict) -> list[dict]:
     bundle = load_or_random_bundle(args, cfg, nx, device)
     field = bundle.receptive_field
     check_grid(field, bundle.nx, nx, args.checkpoint or "(random weights)")
-    if field is not None:
-        bundle = on_grid(bundle, nx)
     align = field["downsampling"] if field else 1
     domains = _domains(args, comm, nx, field is not None, "a whole-ring network (network.kind="
                        "unet) samples the whole ring only", align)
