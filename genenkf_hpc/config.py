@@ -88,6 +88,24 @@ class FilterConfig:
     rtpp: float = _f(0.0, "relaxation to prior perturbations (0..1)", min=0.0, max=1.0)
     solve: str = _f("auto", "LETKF local solve", choices=("auto", "ensemble", "observation"))
     center_perturbations: bool = _f(True, "EnKF: remove the mean of the obs perturbations")
+    additive: float = _f(0.0, "additive inflation: standard deviation per grid point of the "
+                         "random perturbations added to every background member (0: off)",
+                         min=0.0)
+    additive_covariance: str = _f("identity", "additive inflation: covariance shape of the "
+                                  "perturbations (identity, or the climatological covariance "
+                                  "of the dataset's runs scaled to unit mean variance)",
+                                  choices=("identity", "climatological"))
+
+
+@dataclass
+class ParamestConfig:
+    """letkf_paramest: every member carries its own forcing F, analysed with the state."""
+
+    spread: float = _f(1.0, "standard deviation of the members' initial F around model.forcing",
+                       min_exclusive=0.0)
+    min_spread: float = _f(0.1, "conditional covariance inflation: the F ensemble's standard "
+                           "deviation is inflated back to this whenever it falls below",
+                           min=0.0)
 
 
 @dataclass
@@ -101,7 +119,8 @@ class NudgingConfig:
 class GenerativeConfig:
     """The Generative EnKF cycle: pseudo-ensemble from a diffusion model, LETKF, nudging."""
 
-    checkpoint: str = _f("", "trained diffusion checkpoint (genenkf train output)")
+    checkpoint: str = _f("", "trained diffusion checkpoint (genenkf train output); in a "
+                         "config file relative to the file", path=True)
     members: int = _f(32, "pseudo-ensemble size", min=2)
     sampler: str = _f("ddim", "sampler", choices=("ddim", "ddpm"))
     sampling_steps: int = _f(100, "DDIM steps (== diffusion.timesteps gives DDPM)", min=1)
@@ -212,18 +231,29 @@ class RunConfig:
 
 @dataclass
 class CampaignConfig:
-    """The comparison campaign (genenkf campaign)."""
+    """The comparison campaign (genenkf campaign; docs/baselines.md)."""
 
     methods: list[str] = _f(["noda", "nudging", "enkf", "letkf", "letkf_tuned", "genenkf"],
-                            "methods to compare")
-    tune_seed: int = _f(1000, "seed of the separate OSSE used to tune letkf_tuned", min=0)
+                            "entries to compare: methods, built-in tuned entries (letkf_tuned, "
+                            "letkf_tuned_k4, letkf_tuned_k8, letkf_paramest, gaussian_pseudo) "
+                            "or variant labels")
+    variants: list[str] = _f([], "'label:base' entries: the method or built-in entry base under "
+                             "its own label, with its own campaign.method_overrides")
+    method_overrides: list[str] = _f([], "per-entry settings, 'label:section.key=value'")
+    seeds: list[int] = _f([], "seeds of the scored OSSEs ([]: osse.seed alone); results.md "
+                          "shows mean +- standard deviation over them")
+    tune_seed: int = _f(1000, "seed of the separate OSSE every tuned entry is tuned on", min=0)
     tune_cycles: int = _f(300, "cycles of each tuning run", min=1)
-    tune_radius: list[float] = _f([2.0, 3.0, 4.0, 6.0], "letkf_tuned radii tried")
-    tune_inflation: list[float] = _f([1.0, 1.05, 1.1, 1.2], "letkf_tuned inflations tried")
-    tune_rtps: list[float] = _f([0.0, 0.5, 0.9], "letkf_tuned RTPS values tried")
+    tune_search: str = _f("coordinate", "grid search over the whole product of the grids, or "
+                          "coordinate-wise (one key at a time, best value kept, repeated)",
+                          choices=("coordinate", "grid"))
+    tune_sweeps: int = _f(2, "coordinate search: most passes over the keys", min=1)
+    tune_radius: list[float] = _f([2.0, 4.0, 6.0, 10.0, 20.0], "LETKF radii tried (grid points)")
+    tune_inflation: list[float] = _f([1.0, 1.05, 1.1, 1.2, 1.3], "multiplicative inflations tried")
+    tune_rtps: list[float] = _f([0.0, 0.5, 0.9], "RTPS values tried")
+    tune_additive: list[float] = _f([0.0, 0.1, 0.3], "additive inflation amplitudes tried")
     tune_gaussian_scale: list[float] = _f([0.1, 0.2, 0.35, 0.5, 0.75],
                                           "gaussian_pseudo spread scales tried")
-    method_overrides: list[str] = _f([], "per-method settings, 'method:section.key=value'")
 
 
 SECTIONS: dict[str, type] = {
@@ -232,6 +262,7 @@ SECTIONS: dict[str, type] = {
     "osse": OsseConfig,
     "filter": FilterConfig,
     "nudging": NudgingConfig,
+    "paramest": ParamestConfig,
     "generative": GenerativeConfig,
     "dataset": DatasetConfig,
     "network": NetworkConfig,
@@ -249,6 +280,7 @@ class Config:
     osse: OsseConfig = field(default_factory=OsseConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     nudging: NudgingConfig = field(default_factory=NudgingConfig)
+    paramest: ParamestConfig = field(default_factory=ParamestConfig)
     generative: GenerativeConfig = field(default_factory=GenerativeConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -269,7 +301,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     """Defaults <- TOML file <- ``section.key=value`` overrides, validated."""
     data: dict[str, dict[str, Any]] = {}
     if path is not None:
-        data = read_toml(path)
+        data = resolve_paths(read_toml(path), Path(path).parent)
     for item in overrides:
         section, key, value = parse_override(item)
         data.setdefault(section, {})[key] = value
@@ -287,6 +319,22 @@ def read_toml(path: str | Path) -> dict:
         raise UserError(f"config file {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise UserError(f"config file {path} is not a UTF-8 TOML file") from None
+
+
+def resolve_paths(data: dict, base: Path) -> dict:
+    """File paths in a config file (keys marked ``path=True``) are relative to the file's
+    folder, so a shipped config names its shipped model wherever it is run from; overrides on
+    the command line stay relative to the working directory. Returns ``data`` with those keys
+    absolute."""
+    for name, values in data.items():
+        if name not in SECTIONS or not isinstance(values, dict):
+            continue  # reported by config_from_dict
+        for f in dataclasses.fields(SECTIONS[name]):
+            value = values.get(f.name)
+            if f.metadata.get("path") and isinstance(value, str) and value:
+                p = Path(value).expanduser()
+                values[f.name] = str(p if p.is_absolute() else (base / p).resolve())
+    return data
 
 
 def parse_override(item: str) -> tuple[str, str, Any]:

@@ -24,6 +24,8 @@ class Purpose(IntEnum):
     GAUSSIAN_PSEUDO = 10
     TUNING = 11
     BENCH = 12
+    ADDITIVE_INFLATION = 13
+    PARAMETER_INITIAL = 14
 
 
 def seed_sequence(seed: int, purpose: Purpose, *keys: int) -> np.random.SeedSequence:

@@ -87,3 +87,19 @@ def test_missing_and_malformed_files(tmp_path):
 
 def test_every_section_is_in_config():
     assert set(SECTIONS) == set(Config().to_dict())
+
+
+def test_checkpoint_in_a_config_file_is_relative_to_the_file(tmp_path, monkeypatch):
+    """CONTRACT section 7: shipped configs name their model relative to themselves; a path
+    given on the command line stays relative to the working directory."""
+    from genenkf_hpc.config import load_config
+
+    (tmp_path / "configs").mkdir()
+    path = tmp_path / "configs" / "c.toml"
+    path.write_text('[generative]\ncheckpoint = "../models/m.pt"\n')
+    monkeypatch.chdir(tmp_path / "configs")
+    assert load_config(path).generative.checkpoint == str(tmp_path / "models" / "m.pt")
+    assert load_config(path, ["generative.checkpoint=x.pt"]).generative.checkpoint == "x.pt"
+    path.write_text('[generative]\ncheckpoint = "/abs/m.pt"\n')
+    assert load_config(path).generative.checkpoint == "/abs/m.pt"
+    assert load_config(None).generative.checkpoint == ""

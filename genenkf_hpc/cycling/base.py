@@ -98,6 +98,11 @@ class CyclingMethod:
 
     name: ClassVar[str] = ""
     state_kind: ClassVar[str] = "ensemble"  # or "simulation"
+    # The config sections whose values change the method's numbers (the run fingerprint that
+    # --resume checks); "dataset" for anything built from the training distribution.
+    fingerprint_sections: ClassVar[tuple[str, ...]] = (
+        "model", "nature", "osse", "filter", "nudging", "paramest", "generative", "network",
+        "diffusion", "dataset")
 
     def __init__(self, cfg: Config, model_path: str | None = None):
         self.cfg = cfg
@@ -123,6 +128,11 @@ class CyclingMethod:
     def domain_support(self) -> DomainSupport:
         """Whether the method runs on domains (called before :meth:`setup`)."""
         return DomainSupport()
+
+    def results(self) -> dict:
+        """Method-specific results added to summary.json at the end of the run (e.g. an
+        estimated parameter); every rank holds them."""
+        return {}
 
     # -- life cycle
     def setup(self, ctx: CycleContext) -> None:
@@ -187,28 +197,56 @@ def initial_states(ctx: CycleContext, members) -> np.ndarray:
     return ctx.layout.integrate(ctx.dynamics, x0, ctx.cfg.model.spinup_steps)
 
 
-def local_letkf(ctx: CycleContext, grid: np.ndarray, obs: np.ndarray) -> np.ndarray:
+def local_letkf(ctx: CycleContext, grid: np.ndarray, obs: np.ndarray,
+                extra: np.ndarray | None = None):
     """LETKF analysis of this rank's owned points from its grid-major block.
 
     ``grid (k, n_columns_local)`` is ``Transposer.to_grid`` of the background (owned + halo
     columns, ascending global order); returns ``xa (k, npts_local)``. The observation operator
     is the identity at the observed points, so ``yb`` is the background at the observed columns.
+
+    ``extra (k, m, npts_local)``: further variables located at the owned points and not
+    observed (e.g. a global parameter's ensemble, repeated at every point), analysed with the
+    same local weights as the state at their point (the LETKF is linear in the analysed
+    variables); then returns ``(xa, extra_a (k, m, npts_local))``.
     """
     from ..da.letkf import letkf_analysis
-    from ..da.localization import local_obs_table
 
     t, f = ctx.layout, ctx.cfg.filter
+    k = grid.shape[0]
     if t.npts == 0:
-        return np.empty((grid.shape[0], 0))
+        empty = np.empty((k, 0))
+        return empty if extra is None else (empty, np.empty((k, extra.shape[1], 0)))
     cols = t.local_columns
     observed = ctx.mask[cols]
     points, obs_coords = cols[t.owned_pos], cols[observed]
-    if "letkf_table" not in ctx.cache:  # the observing network is fixed: build it once per run
-        ctx.cache["letkf_table"] = local_obs_table(points, obs_coords, ctx.nx, f.radius, f.taper)
-    return letkf_analysis(grid[:, t.owned_pos], grid[:, observed], obs[obs_coords], ctx.obs_var,
-                          points, obs_coords, ctx.nx, f.radius, taper=f.taper,
-                          inflation=f.inflation, rtps=f.rtps, rtpp=f.rtpp, solve=f.solve,
-                          table=ctx.cache["letkf_table"])
+    xb = grid[:, t.owned_pos]
+    copies = 1 if extra is None else 1 + extra.shape[1]
+    if copies > 1:
+        xb = np.concatenate([xb, extra.reshape(k, -1)], axis=1)
+    xa = letkf_analysis(xb, grid[:, observed], obs[obs_coords], ctx.obs_var,
+                        np.tile(points, copies), obs_coords, ctx.nx, f.radius, taper=f.taper,
+                        inflation=f.inflation, rtps=f.rtps, rtpp=f.rtpp, solve=f.solve,
+                        table=local_table(ctx, copies))
+    if extra is None:
+        return xa
+    return xa[:, :t.npts], xa[:, t.npts:].reshape(extra.shape)
+
+
+def local_table(ctx: CycleContext, copies: int = 1):
+    """The local observation table of this rank's owned points (``da.localization``), repeated
+    ``copies`` times for variables analysed at the same points; built once per run (the
+    observing network is fixed)."""
+    from ..da.localization import local_obs_table
+
+    key = ("letkf_table", copies)
+    if key not in ctx.cache:
+        t, f = ctx.layout, ctx.cfg.filter
+        cols = t.local_columns
+        index, weight = local_obs_table(cols[t.owned_pos], cols[ctx.mask[cols]], ctx.nx,
+                                        f.radius, f.taper)
+        ctx.cache[key] = (np.tile(index, (copies, 1)), np.tile(weight, (copies, 1)))
+    return ctx.cache[key]
 
 
 class PseudoEnsembleMethod(SimulationMethod):

@@ -12,6 +12,9 @@ kernels are the pure functions of :mod:`genenkf_hpc.da`:
 - enkf: the same with perturbed observations; member m's perturbations of all observations come
   from ``rng.stream(osse.seed, ENKF_OBS_PERTURBATION, m, cycle)`` on the rank owning m, and
   travel with the ensemble through the transpose.
+
+The three ensemble filters first add ``filter.additive`` inflation to the background
+(:mod:`.model_error`); their settings (summary.json) record every [filter] key they use.
 """
 from __future__ import annotations
 
@@ -19,12 +22,18 @@ import numpy as np
 
 from .. import rng
 from .base import (CycleContext, Diagnostics, EnsembleMethod, SimulationMethod, local_letkf)
+from .model_error import perturb_background
+
+ADDITIVE_KEYS = ("additive", "additive_covariance")
+# What the classical methods read ("dataset": the climatological additive-inflation shape).
+CLASSICAL_SECTIONS = ("model", "nature", "osse", "filter", "nudging", "dataset")
 
 
 class NoDA(SimulationMethod):
     """Free run of the simulation model (no observations used)."""
 
     name = "noda"
+    fingerprint_sections = CLASSICAL_SECTIONS
 
     def analyse(self, ctx, state, obs, cycle, obs_history):
         return state, self.simulation_diagnostics(ctx, state)
@@ -34,6 +43,7 @@ class Nudging(SimulationMethod):
     """x <- (1 - alpha) x + alpha y at the observed points (``nudging.alpha``)."""
 
     name = "nudging"
+    fingerprint_sections = CLASSICAL_SECTIONS
 
     def settings(self) -> dict:
         return {"alpha": self.cfg.nudging.alpha}
@@ -54,16 +64,18 @@ class LETKF(EnsembleMethod):
     """Local ETKF (Hunt et al. 2007), parallel over grid blocks with an observation halo."""
 
     name = "letkf"
+    fingerprint_sections = CLASSICAL_SECTIONS
 
     def halo_radius(self) -> float:
         return self.cfg.filter.radius
 
     def settings(self) -> dict:
-        return _filter_settings(self.cfg, ("radius", "taper", "inflation", "rtps", "rtpp", "solve"))
+        return _filter_settings(self.cfg, ("radius", "taper", "inflation", "rtps", "rtpp", "solve")
+                                + ADDITIVE_KEYS)
 
     def analyse(self, ctx, state, obs, cycle, obs_history):
         t = ctx.layout
-        xa = local_letkf(ctx, t.to_grid(state), obs)
+        xa = local_letkf(ctx, t.to_grid(perturb_background(ctx, state, cycle)), obs)
         return t.to_members(xa), Diagnostics(ensemble=xa)
 
 
@@ -90,15 +102,16 @@ class ETKF(EnsembleMethod):
     """Global ETKF (symmetric square root); ensemble-space sums reduced with Allreduce."""
 
     name = "etkf"
+    fingerprint_sections = CLASSICAL_SECTIONS
 
     def settings(self) -> dict:
-        return _filter_settings(self.cfg, ("inflation", "rtps", "rtpp"))
+        return _filter_settings(self.cfg, ("inflation", "rtps", "rtpp") + ADDITIVE_KEYS)
 
     def analyse(self, ctx, state, obs, cycle, obs_history):
         from ..da import etkf
 
         t, k = ctx.layout, ctx.layout.members
-        xb = t.to_grid(state)
+        xb = t.to_grid(perturb_background(ctx, state, cycle))
         yb, yo, _ = _owned_obs(ctx, xb, obs)
         gram, proj = etkf.obs_space_sums(yb, yo, ctx.obs_var)
         sums = ctx.comm.Allreduce(np.concatenate([np.ravel(gram), np.ravel(proj)]))
@@ -112,9 +125,11 @@ class EnKF(EnsembleMethod):
     """Stochastic EnKF with perturbed observations (Burgers et al. 1998), global."""
 
     name = "enkf"
+    fingerprint_sections = CLASSICAL_SECTIONS
 
     def settings(self) -> dict:
-        return _filter_settings(self.cfg, ("inflation", "rtps", "rtpp", "center_perturbations"))
+        return _filter_settings(self.cfg, ("inflation", "rtps", "rtpp", "center_perturbations")
+                                + ADDITIVE_KEYS)
 
     def perturbations(self, ctx: CycleContext, cycle: int) -> np.ndarray:
         """This rank's members' observation perturbations on its segment ``(k_local, n_d)``
@@ -135,7 +150,7 @@ class EnKF(EnsembleMethod):
         from ..da import enkf
 
         t, k = ctx.layout, ctx.layout.members
-        xb = t.to_grid(state)
+        xb = t.to_grid(perturb_background(ctx, state, cycle))
         yb, yo, observed = _owned_obs(ctx, xb, obs)
         eps = t.to_grid(self.perturbations(ctx, cycle))[:, observed]
         if self.cfg.filter.center_perturbations:

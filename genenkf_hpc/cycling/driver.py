@@ -82,12 +82,13 @@ def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path:
     method.setup(ctx)
     history = np.full((method.history_length(), nx), np.nan)
     series = {name: np.full(cycles, np.nan) for name in analysis_file.SERIES}
-    start, wall_before = 1, 0.0
+    start, wall_before, counts = 1, 0.0, None
     if kind == "resume":
         state, history, series, meta, extra = load_restart(comm, restart_file, method, layout,
                                                            series)
         method.load_extra_state(extra)
         start, wall_before = meta["cycle"] + 1, meta["wall_seconds"]
+        counts = meta.get("rank_counts")
         log.info("%s: resuming %s after cycle %d from %s", path, method_name, meta["cycle"],
                  restart_file)
     else:
@@ -99,7 +100,7 @@ def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path:
         resume=kind == "resume"))
     recorder = records.Recorder(writer, nx, start) if comm.rank == 0 else None
     loop = _Loop(cfg, method, ctx, nature, path, comm, recorder, series, fingerprint,
-                 wall_before, t_start)
+                 wall_before, t_start, counts)
     try:
         outcome = loop.run(state, history, start, stop, progress, log)
     except BaseException:
@@ -129,12 +130,17 @@ class _Loop:
     """The cycles themselves (kept in one object so checkpoints see the whole state)."""
 
     def __init__(self, cfg, method, ctx, nature, path, comm, recorder, series, fingerprint,
-                 wall_before, t_start):
+                 wall_before, t_start, rank_counts=None):
         self.cfg, self.method, self.ctx, self.nature = cfg, method, ctx, nature
         self.path, self.comm, self.recorder, self.series = path, comm, recorder, series
         self.fingerprint, self.wall_before, self.t_start = fingerprint, wall_before, t_start
         self.timers = {"forecast": 0.0, "analysis": 0.0, "diagnostics": 0.0, "checkpoint": 0.0}
         self.fail_at = _fail_hook(comm.rank)
+        # Rank histogram of the truth among the analysis members after the burn-in: this
+        # rank's points; a resumed run's earlier counts sit on rank 0 only (summed at the end).
+        self.rank_counts = np.zeros(method.members() + 1)
+        if rank_counts is not None and comm.rank == 0:
+            self.rank_counts += np.asarray(rank_counts, dtype=float)
 
     def run(self, state, history, start, stop, progress, log) -> Outcome:
         cfg, comm, t = self.cfg, self.comm, self.ctx.layout
@@ -160,6 +166,9 @@ class _Loop:
             state, diag = self.method.analyse(self.ctx, state, obs, cycle, history)
             tack = time.perf_counter()
             fields = records.point_fields(diag, self.nature.truth[cycle - 1, owned])
+            if diag.ensemble is not None and cycle > cfg.osse.burn_in:
+                self.rank_counts += metrics.rank_histogram(diag.ensemble,
+                                                           self.nature.truth[cycle - 1, owned])
             flags = comm.Allreduce(np.array([float(stop.requested), float(bad_forecast),
                                              float(_bad(state) or _bad(fields))]))
             if flags[1] or flags[2]:
@@ -234,6 +243,7 @@ class _Loop:
         tick = time.perf_counter()
         full = self.ctx.layout.gather_state(state, self.method.state_kind)
         extra = self.method.extra_state()
+        counts = self.comm.Allreduce(self.rank_counts)
         written = None
         if self.comm.rank == 0:
             self.recorder.flush(sync=True)
@@ -243,7 +253,8 @@ class _Loop:
             meta = {"method": self.method.name, "fingerprint": self.fingerprint,
                     "state_kind": self.method.state_kind, "output_position": cycle,
                     "wall_seconds": self.wall_before + time.perf_counter() - self.t_start,
-                    "ranks": self.comm.size, "forcing_nature": self.nature.forcing}
+                    "ranks": self.comm.size, "forcing_nature": self.nature.forcing,
+                    "rank_counts": [int(c) for c in counts]}
             written = restart.write_restart(self.path, cycle, arrays, meta)
         self.timers["checkpoint"] += time.perf_counter() - tick
         return self.comm.bcast(written)
@@ -252,6 +263,7 @@ class _Loop:
         """``(summary, the in-memory analysis or None)``; rank 0 writes the outputs."""
         cfg, comm = self.cfg, self.comm
         moved = comm.allreduce(self.ctx.layout.sent_bytes)  # all ranks, this segment
+        counts = comm.Allreduce(self.rank_counts)
         summary = analysis = None
         if comm.rank == 0:
             self.recorder.flush(sync=False)
@@ -260,6 +272,8 @@ class _Loop:
             summary = records.build_summary(cfg, self.method, self.nature, self.series, comm.size, wall)
             summary["fingerprint"] = self.fingerprint  # what --resume checks before skipping
             summary["layout"] = {**self.ctx.layout.describe(), "bytes_sent": moved}
+            if counts.sum() > 0:  # an ensemble of analysis members (not a lone simulation)
+                summary["rank_histogram"] = [int(c) for c in counts]
             if self.path is None:
                 analysis = closed
             else:

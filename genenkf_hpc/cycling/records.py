@@ -73,6 +73,7 @@ def build_summary(cfg: Config, method, nature: NatureInput, series: dict, ranks:
         "seed": cfg.osse.seed,
         "nature": nature.source,
         "settings": method.settings(),
+        **method.results(),
     }
 
 

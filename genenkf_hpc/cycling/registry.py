@@ -15,6 +15,7 @@ METHODS: dict[str, str] = {
     "enkf": "genenkf_hpc.cycling.classical:EnKF",
     "etkf": "genenkf_hpc.cycling.classical:ETKF",
     "letkf": "genenkf_hpc.cycling.classical:LETKF",
+    "letkf_paramest": "genenkf_hpc.cycling.paramest:LETKFParamEst",
     "genenkf": "genenkf_hpc.cycling.generative:GenerativeEnKF",
     "gaussian_pseudo": "genenkf_hpc.cycling.generative:GaussianPseudo",
 }

@@ -15,18 +15,17 @@ from ..io import analysis_file, restart
 from ..parallel.comm import collective_error, run_on_root
 from ..parallel.layout import Layout
 from .base import NatureInput
-
-
-# Config sections whose values change the numbers of an assimilation run.
-STATE_SECTIONS = ("model", "nature", "osse", "filter", "nudging", "generative", "network",
-                  "diffusion")
+from .registry import method_class
 
 
 def run_fingerprint(cfg: Config, method_name: str, nature: NatureInput) -> str:
-    """Identity of what a restart continues: the settings that change the numbers + the data."""
+    """Identity of what a restart continues: the settings that change the numbers (the config
+    sections the method reads, ``fingerprint_sections``) + the data. A classical method's runs
+    stay valid when only the Generative EnKF's settings change (a campaign resumed with a new
+    model reruns only what depends on it)."""
     sections = cfg.to_dict()
-    h = hashlib.sha256(json.dumps({"method": method_name,
-                                   **{s: sections[s] for s in STATE_SECTIONS}},
+    names = method_class(method_name).fingerprint_sections
+    h = hashlib.sha256(json.dumps({"method": method_name, **{s: sections[s] for s in names}},
                                   sort_keys=True).encode())
     for array in (nature.truth, nature.obs, nature.mask):
         h.update(np.ascontiguousarray(array).tobytes())

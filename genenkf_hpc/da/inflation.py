@@ -48,3 +48,19 @@ def rtps(xa, xb, alpha):
     ratio = np.divide(sig_b, sig_a, out=np.ones_like(sig_a), where=sig_a > 0)
     factor = np.where(sig_a > 0, alpha * ratio + 1.0 - alpha, 1.0)
     return mean_a + factor * (xa - mean_a)
+
+
+def conditional_inflation(ens, min_spread):
+    """Conditional covariance inflation (Aksoy, Zhang & Nielsen-Gammon 2006, MWR 134,
+    2951-2970): the anomalies of a parameter ensemble are scaled up so that its standard
+    deviation (ddof=1) is at least ``min_spread``; a wider ensemble is returned unchanged.
+
+    ens (..., k, n): each of the n parameters (columns) on its own. An ensemble without spread
+    stays as it is (no direction to inflate).
+    """
+    ens = np.asarray(ens, dtype=np.float64)
+    mean = ens.mean(axis=-2, keepdims=True)
+    sig = ens.std(axis=-2, ddof=1, keepdims=True)
+    factor = np.where((sig < min_spread) & (sig > 0),
+                      min_spread / np.where(sig > 0, sig, 1.0), 1.0)
+    return mean + factor * (ens - mean)

@@ -1,4 +1,5 @@
-"""Figures (matplotlib, Agg): RMSE over time, Hovmoller diagrams, RMSE against F_nature.
+"""Figures (matplotlib, Agg): RMSE over time, Hovmoller diagrams, RMSE against F_nature,
+rank histograms.
 
 Each function takes plain arrays and a path and writes one PNG atomically.
 """
@@ -77,13 +78,23 @@ def hovmoller(time: np.ndarray, truth: np.ndarray, analysis: np.ndarray, path: s
 
 def rmse_vs_forcing(rows: Sequence[dict], path: str | Path, model_forcing: float | None = None,
                     obs_sigma: float | None = None) -> None:
-    """Time-mean RMSE per method against F_nature; ``rows`` have method, forcing_nature, rmse."""
+    """Time-mean RMSE per method against F_nature; ``rows`` have method, forcing_nature, rmse,
+    one row per run: with several runs (seeds) per method and F the line joins their means and
+    each run is a small dot (honest on a log scale, where error bars are not)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    for method in methods:
-        pts = sorted((r["forcing_nature"], r["rmse"]) for r in rows if r["method"] == method)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=method)
+    for i, method in enumerate(methods):
+        runs: dict[float, list[float]] = {}
+        for r in rows:
+            if r["method"] == method and np.isfinite(r["rmse"]):
+                runs.setdefault(float(r["forcing_nature"]), []).append(float(r["rmse"]))
+        x = sorted(runs)
+        line, = ax.plot(x, [np.mean(runs[f]) for f in x], marker="o", label=method)
+        if any(len(v) > 1 for v in runs.values()):
+            shift = 0.025 * (i - (len(methods) - 1) / 2)  # methods side by side
+            ax.plot([f + shift for f in x for _ in runs[f]], [v for f in x for v in runs[f]],
+                    ".", color=line.get_color(), alpha=0.5, ms=4)
     if model_forcing is not None:
         ax.axvline(model_forcing, color="0.5", ls=":", lw=1, label="model F (unbiased)")
     if obs_sigma is not None:
@@ -93,4 +104,32 @@ def rmse_vs_forcing(rows: Sequence[dict], path: str | Path, model_forcing: float
     ax.set_ylabel("time-mean analysis RMSE")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def rank_histograms(panels: Sequence[tuple[str, np.ndarray, str]], path: str | Path,
+                    title: str = "", columns: int = 4) -> None:
+    """One panel per ``(label, counts (k + 1,), note)``: the truth's rank among the k members
+    as relative frequency times (k + 1), so a calibrated ensemble is flat at 1 (dashed); a U
+    shape is an under-dispersed ensemble, a dome an over-dispersed one, a slope a bias."""
+    plt = _pyplot()
+    n = max(len(panels), 1)
+    cols = min(columns, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    for ax, (label, counts, note) in zip(axes.ravel(), panels):
+        counts = np.asarray(counts, dtype=float)
+        freq = counts / max(counts.sum(), 1.0) * counts.size
+        ax.bar(np.arange(counts.size), freq, width=1.0, color="tab:blue", edgecolor="none")
+        ax.axhline(1.0, color="k", ls="--", lw=0.8)
+        ax.set_title(f"{label}\n{note}" if note else label, fontsize=9)
+        ax.set_xlim(-0.5, counts.size - 0.5)
+        ax.set_xlabel("rank of the truth", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("frequency x (k + 1)", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
     _save(fig, path)

@@ -22,6 +22,8 @@ CASES = [
     ("etkf", 3, 3, [], "halo"),
     ("enkf", 2, 2, [], "halo"),
     ("letkf", 2, 1, [], "transpose"),                                   # the member layout
+    ("letkf_paramest", 2, 2, ["osse.forcings=[9.0]"], "halo"),         # a global parameter
+    ("letkf", 4, 2, ["filter.additive=0.3"], "halo+transpose"),        # additive inflation
 ]
 
 

@@ -201,3 +201,19 @@ def test_restart_files_are_atomic_and_pickle_free(tmp_path):
     from genenkf_hpc.errors import UserError
     with pytest.raises(UserError, match="not a readable genenkf restart"):
         restart.read_restart(bad)
+
+
+def test_resume_keeps_a_classical_run_when_only_generative_settings_change(tmp_path):
+    """The fingerprint covers the sections a method reads: a new diffusion model in the config
+    (a campaign resumed after shipping one) keeps the LETKF's finished runs, while the
+    Generative EnKF's own runs would be refused."""
+    base = ["assimilate", "-c", TINY, "--method", "letkf", "--out", tmp_path,
+            "osse.forcings=[8.0]"]
+    assert genenkf(*base) == 0
+    before = (tmp_path / "summary.json").read_bytes()
+    proc = genenkf_subprocess(*base, "generative.guidance=2.0", "network.base_width=4",
+                              "--resume")
+    assert proc.returncode == 0 and "already complete" in proc.stdout, proc.stderr
+    assert (tmp_path / "summary.json").read_bytes() == before
+    proc = genenkf_subprocess(*base, "filter.additive=0.1", "--resume")
+    assert_user_error(proc, "cannot resume:")
