@@ -34,6 +34,7 @@ import numpy as np
 from .. import osse
 from ..config import Config
 from ..parallel.layout import Layout
+from ..parallel.transpose import Transposer
 
 
 @dataclass
@@ -60,6 +61,10 @@ class CycleContext:
     dynamics: object          # the forecast model (genenkf_hpc.dynamics.Dynamics)
     model_path: str | None = None  # --model FILE (diffusion checkpoint for genenkf)
     cache: dict = field(default_factory=dict)  # per-run constants (e.g. the local obs table)
+
+    def __post_init__(self):
+        if isinstance(self.layout, Transposer):  # callers from before domains
+            self.layout = Layout.of_transposer(self.layout)
 
     @property
     def nx(self) -> int:

@@ -159,9 +159,10 @@ class GenerativeEnKF(PseudoEnsembleMethod):
 
 
 def sampling_segment(layout, bundle):
-    """Where this rank samples: None on one domain (the whole ring), else its segment with a
-    tile halo of the network's receptive field, filled from the neighbouring domains."""
-    if layout.domains == 1:
+    """Where this rank samples: None on one domain or without a layout (the whole ring), else
+    its segment with a tile halo of the network's receptive field, filled from the neighbouring
+    domains."""
+    if layout is None or layout.domains == 1:
         return None
     from ..diffusion.tiled import Segment, tile_halo_width
 

@@ -41,7 +41,7 @@ class Layout:
 
     def __init__(self, comm, *, members: int, nx: int, domains: int = 1, radius: float = 0.0,
                  mask: np.ndarray | None = None, dynamics_halo: tuple[int, int] | None = None,
-                 align: int = 1):
+                 align: int = 1, transposer: Transposer | None = None):
         self.comm, self.members, self.nx = comm, int(members), int(nx)
         self.grid = RankGrid(comm.size, int(domains))
         self.domains, self.groups = self.grid.domains, self.grid.groups
@@ -57,7 +57,7 @@ class Layout:
         if self.domains == 1:
             self.analysis = "transpose"
             self.domain_comm, self.group_comm = None, comm
-            self.transposer = Transposer(comm, members, nx, radius, mask)
+            self.transposer = transposer or Transposer(comm, members, nx, radius, mask)
             self._grid_from(self.transposer)
             return
         self.domain_comm = comm.split(self.group, self.domain)
@@ -80,6 +80,11 @@ class Layout:
             self.transposer = Transposer(self.group_comm, members, nx, radius, mask,
                                          segment=self.segment_range, points=self.columns)
             self._grid_from(self.transposer)
+
+    @classmethod
+    def of_transposer(cls, t: Transposer) -> "Layout":
+        """The member layout around an existing whole-ring :class:`Transposer`."""
+        return cls(t.comm, members=t.members, nx=t.nx, transposer=t)
 
     def _grid_from(self, t: Transposer) -> None:
         self.grid_range, self.npts = t.grid_range, t.npts

@@ -113,6 +113,7 @@ def _method(model, mode):
     class Ctx:  # what setup() reads
         nx = cfg.model.nx
         mask = np.arange(cfg.model.nx) % 2 == 0
+        layout = None  # one process: the whole ring
 
     method.setup(Ctx())
     return method, cfg
