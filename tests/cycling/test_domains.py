@@ -74,8 +74,10 @@ LOCAL = ["model.nx=48", "generative.precision=float64", "generative.members=5",
 @pytest.mark.mpi
 @pytest.mark.parametrize("ranks, domains, extra", [
     (2, 2, []),                                                    # DDIB
-    (3, 3, ["generative.encoding=sdedit", "generative.batch_members=2"]),  # segments of 16
-    (4, 2, ["generative.recentre=true"]),                          # 2 member groups x 2 domains
+    pytest.param(3, 3, ["generative.encoding=sdedit", "generative.batch_members=2"],
+                 marks=pytest.mark.slow),                          # segments of 16
+    pytest.param(4, 2, ["generative.recentre=true"],
+                 marks=pytest.mark.slow),                          # 2 member groups x 2 domains
 ])
 def test_genenkf_with_a_local_network_on_domains(tmp_path, tiny_local_model, ranks, domains,
                                                  extra):
@@ -123,6 +125,7 @@ def test_layouts_that_cannot_run(tmp_path, tiny_model, method, extra, fragment):
         assert "whole-ring network" in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.mpi
 def test_restart_on_domains_resumes_on_another_layout(tmp_path):
     """Killed on 3 domains after a restart, resumed on 2: the analysis of one process."""
