@@ -14,7 +14,8 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -150,6 +151,8 @@ class GenerativeConfig:
                           "pseudo-ensembles independent of the rank count", min=0)
     allow_mismatch: list[str] = _f([], "keys on which the model may differ from the experiment "
                                    "on purpose (e.g. [\"obs_sigma\"]; docs/diffusion.md)")
+    batch_members: int = _f(0, "members per network batch when sampling (0: all of a rank's "
+                            "members at once); bounds the memory at large model.nx", min=0)
     gaussian_scale: float = _f(0.5, "gaussian_pseudo: spread scale of the climatological "
                                "covariance", min=0.0)
 
@@ -172,16 +175,21 @@ class DatasetConfig:
 
 @dataclass
 class NetworkConfig:
-    """The 1D U-Net denoiser."""
+    """The denoiser: the 1D U-Net (default) or a local network for any grid size."""
 
+    kind: str = _f("unet", "network: unet (the original's, for one nx) or local (translation-"
+                   "equivariant, finite receptive field: any nx, domain-decomposed sampling)",
+                   choices=("unet", "local"))
     base_width: int = _f(40, "channels of the first level", min=1)
     multipliers: list[int] = _f([1, 2, 4, 8], "channel multiplier per level")
-    groups: int = _f(8, "GroupNorm groups", min=1)
-    attention: bool = _f(True, "linear attention per level, full attention at the bottleneck")
+    groups: int = _f(8, "GroupNorm groups (unet)", min=1)
+    attention: bool = _f(True, "linear attention per level, full attention at the bottleneck "
+                              "(unet)")
     seq_len: int = _f(1, "observation history length (>= 2 adds a history embedding)", min=1)
     obs_lag: int = _f(0, "cycles between the newest observation the network sees and the "
                       "state it generates: 0 = posterior (conditioned on the current "
                       "observation), 1 = prior (only earlier ones)", min=0, max=1)
+    blocks_per_level: int = _f(2, "ResNet blocks per level", min=1)
 
 
 @dataclass
@@ -222,6 +230,9 @@ class RunConfig:
 
     checkpoint_every: int = _f(0, "assimilate: restart file every n cycles (0: off)", min=0)
     progress: bool = _f(True, "progress bar on a terminal")
+    domains: int | str = _f("auto", "assimilate: domains of the ring (ranks = member groups x "
+                            "domains); \"auto\": every rank its own segment when each gets at "
+                            "least 1000 points, else 1 (members over ranks)")
 
 
 @dataclass
@@ -377,6 +388,16 @@ def _build_section(name: str, cls: type, values: dict[str, Any]):
 def _coerce(key: str, hint, value):
     """Check ``value`` against the annotation; ints are accepted where floats are expected."""
     origin = get_origin(hint)
+    if origin in (Union, UnionType):
+        arms = get_args(hint)
+        for arm in arms:
+            try:
+                return _coerce(key, arm, value)
+            except UserError:
+                continue
+        raise UserError(f"{key}={value!r}: expected " + " or ".join(
+            {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+            .get(arm, str(arm)) for arm in arms))
     if origin is dict:
         if not isinstance(value, dict):
             raise UserError(f"{key}={value!r}: expected a table, e.g. {{name = 1.0}}")
@@ -446,6 +467,9 @@ def validate(cfg: Config) -> None:
     from .diffusion.compatibility import check_allowed
 
     check_allowed(cfg.generative.allow_mismatch)
+    domains = cfg.run.domains
+    if isinstance(domains, str) and domains != "auto" or isinstance(domains, int) and domains < 1:
+        raise UserError(f"run.domains={domains!r}: expected \"auto\" or an integer >= 1")
     if cfg.generative.sampling_steps > cfg.diffusion.timesteps:
         raise UserError(f"generative.sampling_steps={cfg.generative.sampling_steps}: must be <= "
                         f"diffusion.timesteps={cfg.diffusion.timesteps}")

@@ -61,12 +61,17 @@ def nature_chunks(models, forcings, seed: int, spinup_steps: int, cycles: int,
         yield start, np.stack(blocks, axis=1)
 
 
-def initial_ensemble(members, model, spinup_steps: int, seed: int) -> np.ndarray:
-    """States ``(len(members), state_size)`` of the (possibly biased) forecast model: a random
-    state per member (Lorenz-96: F + N(0, 1)), spun up with the model itself; member m's state
-    depends only on (seed, m)."""
+def random_states(members, model, seed: int) -> np.ndarray:
+    """Members' random states ``(len(members), state_size)`` (Lorenz-96: F + N(0, 1)), member
+    m's from ``rng.stream(seed, ENSEMBLE_INITIAL, m)``, before spin-up."""
     if not len(members):
         return np.empty((0, model.state_size))
-    x0 = np.stack([model.random_state(rng.stream(seed, rng.Purpose.ENSEMBLE_INITIAL, m))
-                   for m in members])
-    return model.integrate(x0, spinup_steps)
+    return np.stack([model.random_state(rng.stream(seed, rng.Purpose.ENSEMBLE_INITIAL, m))
+                     for m in members])
+
+
+def initial_ensemble(members, model, spinup_steps: int, seed: int) -> np.ndarray:
+    """States ``(len(members), state_size)`` of the (possibly biased) forecast model: a random
+    state per member, spun up with the model itself; member m's state depends only on
+    (seed, m)."""
+    return model.integrate(random_states(members, model, seed), spinup_steps)

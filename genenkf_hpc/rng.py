@@ -42,3 +42,14 @@ def stream(seed: int, purpose: Purpose, *keys: int) -> np.random.Generator:
 def torch_seed(seed: int, purpose: Purpose, *keys: int) -> int:
     """A 63-bit seed for a ``torch.Generator`` derived the same way as :func:`stream`."""
     return int(seed_sequence(seed, purpose, *keys).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def positional_normal(seed: int, purpose: Purpose, key: int, start: int, stop: int,
+                      block: int = 4096) -> np.ndarray:
+    """N(0, 1) numbers for the points ``[start, stop)`` of a ring: point i's from the stream
+    ``(seed, purpose, key, i // block)``, so a segment draws exactly what the whole ring would
+    at its points, and no rank generates the whole ring."""
+    first, last = start // block, -(-stop // block)
+    numbers = [stream(seed, purpose, key, b).standard_normal(block) for b in range(first, last)]
+    whole = np.concatenate(numbers) if numbers else np.empty(0)
+    return whole[start - first * block:stop - first * block]

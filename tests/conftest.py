@@ -12,13 +12,13 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 from testpaths import CONFIGS, REPO  # noqa: F401  (re-exported for fixtures below)
 
 
-def _train_tiny(root, *overrides):
+def _train_tiny(root, *overrides, dataset_overrides=()):
     """`genenkf dataset` + `genenkf train` on tiny.toml -> the checkpoint."""
     import subprocess
 
     base = [sys.executable, "-m", "genenkf_hpc"]
     tiny = ["-c", str(CONFIGS / "tiny.toml")]
-    for argv in (["dataset", *tiny, "--out", str(root / "data")],
+    for argv in (["dataset", *tiny, "--out", str(root / "data"), *dataset_overrides],
                  ["train", *tiny, "--data", str(root / "data"), "--out", str(root / "train"),
                   "--eval-states", "0", "run.progress=false", *overrides]):
         proc = subprocess.run(base + argv, capture_output=True, text=True, timeout=600)
@@ -37,6 +37,14 @@ def tiny_prior_model(tmp_path_factory):
     """The same, trained for the prior mode (conditioned on earlier observations only)."""
     return _train_tiny(tmp_path_factory.mktemp("tiny_prior_model"), "network.obs_lag=1",
                        "network.seq_len=2")
+
+
+@pytest.fixture(scope="session")
+def tiny_local_model(tmp_path_factory):
+    """A tiny local network (receptive field 40 points, factor 2) trained on a 48-point ring."""
+    ring = ["model.nx=48"]
+    return _train_tiny(tmp_path_factory.mktemp("tiny_local_model"), "network.kind=local",
+                       "network.blocks_per_level=1", *ring, dataset_overrides=ring)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Scaling model of one DA cycle (forecast + member<->grid transposes + LETKF), extrapolated.
+"""Scaling model of one DA cycle (forecast + transposes or halo exchanges + LETKF), extrapolated.
 
     .venv/bin/python tools/bench_model.py --from docs/benchmarks/results.csv     # the table
     .venv/bin/python tools/bench_model.py --nx 1e9 --members 64 --local-obs 9 \
@@ -18,8 +18,13 @@ Layouts (docs/parallel.md has the transposes and their byte counts):
   member-owning ranks (the first min(k, P)) share the first nodes;
 - ``1d-cyclic``: the same with the ranks spread round-robin over nodes (``srun
   --distribution=cyclic``, ``mpiexec --map-by node``): the member owners on different nodes;
-- ``2d``: (not implemented) P = k x S ranks, every member's forecast split into S subdomains,
-  transposes only inside each subdomain's group of k ranks.
+- ``2d``: P = k x S ranks (``run.domains = S`` with k member groups of one member): every
+  member's forecast split into S subdomains (halo exchanges), transposes only inside each
+  subdomain's group of k ranks;
+- ``domains``: P domains, one member group (``run.domains = P``): every rank holds all k
+  members of its N / P points; the forecast exchanges the dynamics' halo (``--dyn-halo``
+  points, float64, every RK4 stage) with its 2 neighbours and the LETKF the observations within
+  the radius (``--halo``); no transpose (docs/parallel.md, "Layouts").
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ if str(REPO) not in sys.path:
 from genenkf_hpc.da.bench import letkf_flops_per_point  # noqa: E402
 from genenkf_hpc.da.letkf import observation_function_flops  # noqa: E402
 
-LAYOUTS = ("1d-block", "1d-cyclic", "2d")
+LAYOUTS = ("1d-block", "1d-cyclic", "2d", "domains")
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class Problem:
     local_obs: int  # p, local observations per grid point
     halo: int = 8  # observed columns within the radius on both sides (2 floor(r) / interval)
     steps: int = 1  # RK4 steps per cycle
+    dyn_halo: int = 3  # ghost points of one tendency evaluation (Lorenz-96: 2 left + 1 right)
     spectral_upper: float = 4.5  # bound on the local B spectrum (bench letkf: ~4.5)
 
     @property
@@ -85,6 +91,20 @@ def cycle(prob: Problem, mach: Machine, layout: str) -> dict:
     n, k, P, q = prob.nx, prob.members, mach.ranks, mach.ranks_per_node
     pts = math.ceil(n / P)  # grid points per rank (analysis)
     analysis = pts * prob.flops_per_point / (mach.letkf_flops * mach.threads)
+    if layout == "domains":
+        forecast = k * pts * prob.steps / mach.forecast_rate
+        # per step 4 RK4 stages, per cycle one analysis halo; 2 neighbours each time
+        rank_bytes = 8 * k * (4 * prob.steps * prob.dyn_halo + prob.halo)
+        node_bytes = q * rank_bytes
+        messages = 2 * (4 * prob.steps + 1)
+        exchange = messages * mach.latency + node_bytes / mach.bandwidth
+        total = forecast + analysis + exchange
+        return {"layout": layout, "ranks": P, "forecast_s": forecast, "analysis_s": analysis,
+                "transposes_s": exchange, "latency_s": messages * mach.latency,
+                "bandwidth_s": node_bytes / mach.bandwidth, "rank_bytes": rank_bytes,
+                "node_bytes": node_bytes, "cycle_s": total,
+                "bound": max(("forecast", forecast), ("analysis", analysis),
+                             ("halo exchanges", exchange), key=lambda x: x[1])[0]}
     if layout == "2d":
         if P < k:
             raise ValueError(f"2d layout needs ranks >= members ({P} < {k})")
@@ -115,6 +135,21 @@ def cycle(prob: Problem, mach: Machine, layout: str) -> dict:
             "node_bytes": 2 * node_bytes, "cycle_s": total,
             "bound": max(("forecast", forecast), ("analysis", analysis),
                          ("transposes", transpose), key=lambda x: x[1])[0]}
+
+
+def sampling(prob: Problem, mach: Machine, evaluations: int, rate: float, tile_halo: int,
+             itemsize: int = 4) -> dict:
+    """The Generative EnKF's pseudo-ensemble on the ``domains`` layout (pure): every rank
+    denoises k members on its N / P points plus a tile halo on each side, ``evaluations``
+    network passes per member, at ``rate`` point-member evaluations per second per core (all
+    the rank's threads); each pass refreshes the tile halo from the 2 neighbours."""
+    pts = math.ceil(prob.nx / mach.ranks)
+    compute = prob.members * evaluations * (pts + 2 * tile_halo) / (rate * mach.threads)
+    rank_bytes = evaluations * prob.members * 2 * tile_halo * itemsize
+    node_bytes = mach.ranks_per_node * rank_bytes
+    exchange = 2 * evaluations * mach.latency + node_bytes / mach.bandwidth
+    return {"sampling_s": compute, "tile_overhead": 2 * tile_halo / pts,
+            "exchange_s": exchange, "node_bytes": node_bytes, "total_s": compute + exchange}
 
 
 def latency_crossover(prob: Problem, mach: Machine) -> float:
@@ -180,9 +215,14 @@ def main(argv=None) -> int:
     p.add_argument("--members", type=int, default=64)
     p.add_argument("--local-obs", type=int, nargs="+", default=[9, 500])
     p.add_argument("--halo", type=int, default=8)
+    p.add_argument("--dyn-halo", type=int, default=3, help="ghost points of the dynamics")
     p.add_argument("--nodes", type=int, default=1000)
     p.add_argument("--cores-per-node", type=int, default=128)
     p.add_argument("--ranks-per-node", type=int, nargs="+", default=[128, 1])
+    p.add_argument("--sample-rate", type=float, help="point-member network evaluations per "
+                   "second per core (genenkf bench sample): adds the Generative EnKF's sampling")
+    p.add_argument("--evaluations", type=int, default=3, help="network passes per member")
+    p.add_argument("--tile-halo", type=int, default=20, help="tile halo of the local network")
     p.add_argument("--bandwidth", type=float, default=25e9, help="bytes/s per node")
     p.add_argument("--latency", type=float, default=1.5e-6, help="s per message")
     args = p.parse_args(argv)
@@ -196,7 +236,7 @@ def main(argv=None) -> int:
           f"network {args.bandwidth / 1e9:g} GB/s per node, {args.latency * 1e6:g} us per "
           f"message; {args.nodes} nodes x {args.cores_per_node} cores\n")
     for p_loc in args.local_obs:
-        prob = Problem(int(args.nx), args.members, p_loc, args.halo)
+        prob = Problem(int(args.nx), args.members, p_loc, args.halo, dyn_halo=args.dyn_halo)
         for q in args.ranks_per_node:
             mach = Machine(args.nodes, args.cores_per_node, q, args.bandwidth, args.latency,
                            flops, fc)
@@ -206,6 +246,12 @@ def main(argv=None) -> int:
             print(table(prob, mach))
             print(f"\n1-D latency crossover: P ~ {latency_crossover(prob, mach):.3g} ranks; "
                   f"2-D bandwidth/analysis ratio {bandwidth_ratio_2d(prob, mach):.3g}\n")
+            if args.sample_rate:
+                g = sampling(prob, mach, args.evaluations, args.sample_rate, args.tile_halo)
+                print(f"Generative EnKF sampling on domains ({args.evaluations} passes per "
+                      f"member): {g['sampling_s']:.3g} s compute (tile overhead "
+                      f"{g['tile_overhead']:.2%}), {g['exchange_s']:.3g} s halo exchanges "
+                      f"({g['node_bytes']:.3g} bytes per node)\n")
     return 0
 
 

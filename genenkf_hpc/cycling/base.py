@@ -4,11 +4,17 @@ A method is a small class registered by exact name (:mod:`.registry`). The drive
 loop, the forecast, the diagnostics, the output and the restarts; a method owns its state's
 initialisation and its analysis. Two kinds of state:
 
-- ``"ensemble"`` (enkf, etkf, letkf): a k-member forecast ensemble; rank r holds its member
-  block ``(k_r, nx)`` (member-major), forecasts it, and the analysis transposes it to grid
-  blocks and back (:class:`~genenkf_hpc.parallel.transpose.Transposer`);
-- ``"simulation"`` (noda, nudging, genenkf, gaussian_pseudo): one simulation ``(nx,)``
-  replicated on every rank (every rank advances the same state, no communication).
+- ``"ensemble"`` (enkf, etkf, letkf): a k-member forecast ensemble; a rank holds its member
+  block on its segment of the ring ``(k_g, n_d)``, forecasts it, and the analysis brings every
+  member of its grid block together (transposes and/or a halo exchange) and back;
+- ``"simulation"`` (noda, nudging, genenkf, gaussian_pseudo): one simulation, a rank holding
+  its segment ``(n_d,)`` (the same on every member group).
+
+Where the state lives is ``ctx.layout`` (:class:`~genenkf_hpc.parallel.layout.Layout`,
+``run.domains``): on one domain (the member layout) the segment is the whole ring, member
+blocks are spread over the ranks and the analysis transposes them; on domains every rank holds
+a segment, the forecast exchanges the dynamics' halo and the analysis the localisation halo.
+A method that cannot run on domains says why in :meth:`CyclingMethod.domain_support`.
 
 :class:`PseudoEnsembleMethod` is the pattern of the Generative EnKF: sample a pseudo-ensemble for
 this rank's member block with :meth:`~PseudoEnsembleMethod.sample_members`, run the same
@@ -27,6 +33,7 @@ import numpy as np
 
 from .. import osse
 from ..config import Config
+from ..parallel.layout import Layout
 from ..parallel.transpose import Transposer
 
 
@@ -48,7 +55,7 @@ class CycleContext:
 
     cfg: Config
     comm: object              # parallel.comm.SerialComm | MPIComm
-    transposer: Transposer    # members = method.members(), halo = method.halo_radius()
+    layout: Layout            # members = method.members(), halo = method.halo_radius()
     mask: np.ndarray          # (nx,) bool, observed points
     obs_var: float            # observation error variance sigma^2 (R = obs_var I)
     dynamics: object          # the forecast model (genenkf_hpc.dynamics.Dynamics)
@@ -56,9 +63,28 @@ class CycleContext:
     cache: dict = field(default_factory=dict)  # per-run constants (e.g. the local obs table)
     forcing_nature: float = float("nan")  # F of the nature run (what a model must fit)
 
+    def __post_init__(self):
+        if isinstance(self.layout, Transposer):  # callers from before domains
+            self.layout = Layout.of_transposer(self.layout)
+
     @property
     def nx(self) -> int:
         return self.cfg.model.nx
+
+    @property
+    def transposer(self) -> Layout:
+        """The layout under its name before domains (it has the Transposer interface)."""
+        return self.layout
+
+
+@dataclass(frozen=True)
+class DomainSupport:
+    """Whether a method runs on domains: ``refusal`` says why not ('' when it does);
+    ``align``: segments in whole units of this many points (a local network's downsampling
+    factor)."""
+
+    refusal: str = ""
+    align: int = 1
 
 
 @dataclass
@@ -111,6 +137,10 @@ class CyclingMethod:
         in restart files. Plain JSON values; may be called before :meth:`setup`."""
         return {}
 
+    def domain_support(self) -> DomainSupport:
+        """Whether the method runs on domains (called before :meth:`setup`)."""
+        return DomainSupport()
+
     def results(self) -> dict:
         """Method-specific results added to summary.json at the end of the run (e.g. an
         estimated parameter); every rank holds them."""
@@ -121,18 +151,19 @@ class CyclingMethod:
         """Called once before the first cycle (load a model, precompute tables)."""
 
     def initial_state(self, ctx: CycleContext) -> np.ndarray:
-        """``(k_local, nx)`` member block, or ``(nx,)`` simulation."""
+        """``(k_local, n_d)`` member block, or ``(n_d,)`` simulation segment."""
         raise NotImplementedError
 
     def forecast(self, ctx: CycleContext, state: np.ndarray, steps: int) -> np.ndarray:
         """The state advanced by ``steps`` forecast-model steps (from cycle c-1 to c)."""
-        return ctx.dynamics.integrate(state, steps)
+        return ctx.layout.integrate(ctx.dynamics, state, steps)
 
     def analyse(self, ctx: CycleContext, state: np.ndarray, obs: np.ndarray, cycle: int,
                 obs_history: np.ndarray) -> tuple[np.ndarray, Diagnostics]:
-        """Analysis at ``cycle`` (1-based) of the forecast ``state`` with ``obs (nx,)`` (NaN where
-        unobserved); ``obs_history (history_length, nx)``, newest last (NaN rows before the
-        first cycles). Returns the new state and this rank's diagnostics."""
+        """Analysis at ``cycle`` (1-based) of the forecast ``state`` (this rank's part) with
+        ``obs (nx,)`` (NaN where unobserved; the whole ring); ``obs_history (history_length,
+        nx)``, newest last (NaN rows before the first cycles). Returns the new state and this
+        rank's diagnostics."""
         raise NotImplementedError
 
     # -- restart: anything beyond the state the method needs to continue bit for bit
@@ -149,8 +180,7 @@ class EnsembleMethod(CyclingMethod):
     state_kind = "ensemble"
 
     def initial_state(self, ctx: CycleContext) -> np.ndarray:
-        return osse.initial_ensemble(ctx.transposer.member_ids, ctx.dynamics,
-                                     ctx.cfg.model.spinup_steps, ctx.cfg.osse.seed)
+        return initial_states(ctx, ctx.layout.member_ids)
 
 
 class SimulationMethod(CyclingMethod):
@@ -165,11 +195,18 @@ class SimulationMethod(CyclingMethod):
         return 1
 
     def initial_state(self, ctx: CycleContext) -> np.ndarray:
-        return osse.initial_ensemble([0], ctx.dynamics, ctx.cfg.model.spinup_steps,
-                                     ctx.cfg.osse.seed)[0]
+        return initial_states(ctx, [0])[0]
 
     def simulation_diagnostics(self, ctx: CycleContext, state: np.ndarray) -> Diagnostics:
-        return Diagnostics(mean=state[slice(*ctx.transposer.grid_range)])
+        return Diagnostics(mean=ctx.layout.owned(state))
+
+
+def initial_states(ctx: CycleContext, members) -> np.ndarray:
+    """Members' spun-up initial states on this rank's segment ``(len(members), n_d)``: member
+    m's random state from (seed, m) (:func:`osse.random_states`), cut to the segment, spun up
+    on the layout, so any decomposition starts from the one-process states bit for bit."""
+    x0 = ctx.layout.segment(osse.random_states(members, ctx.dynamics, ctx.cfg.osse.seed))
+    return ctx.layout.integrate(ctx.dynamics, x0, ctx.cfg.model.spinup_steps)
 
 
 def local_letkf(ctx: CycleContext, grid: np.ndarray, obs: np.ndarray,
@@ -187,7 +224,7 @@ def local_letkf(ctx: CycleContext, grid: np.ndarray, obs: np.ndarray,
     """
     from ..da.letkf import letkf_analysis
 
-    t, f = ctx.transposer, ctx.cfg.filter
+    t, f = ctx.layout, ctx.cfg.filter
     k = grid.shape[0]
     if t.npts == 0:
         empty = np.empty((k, 0))
@@ -216,7 +253,7 @@ def local_table(ctx: CycleContext, copies: int = 1):
 
     key = ("letkf_table", copies)
     if key not in ctx.cache:
-        t, f = ctx.transposer, ctx.cfg.filter
+        t, f = ctx.layout, ctx.cfg.filter
         cols = t.local_columns
         index, weight = local_obs_table(cols[t.owned_pos], cols[ctx.mask[cols]], ctx.nx,
                                         f.radius, f.taper)
@@ -241,8 +278,9 @@ class PseudoEnsembleMethod(SimulationMethod):
 
     def sample_members(self, member_ids: np.ndarray, cycle: int, state: np.ndarray,
                        obs_history: np.ndarray) -> np.ndarray:
-        """Pseudo-ensemble members ``member_ids`` ``(k_local, nx)``; member m's randomness from
-        ``rng.stream(seed, purpose, m, cycle)``. ``member_ids`` may be empty."""
+        """Pseudo-ensemble members ``member_ids`` on this rank's segment ``(k_local, n_d)`` (the
+        simulation ``state`` is the segment too); member m's randomness from ``rng.stream(seed,
+        purpose, m, cycle)``. ``member_ids`` may be empty."""
         raise NotImplementedError
 
     def adjust_members(self, ctx: CycleContext, block: np.ndarray,
@@ -252,13 +290,14 @@ class PseudoEnsembleMethod(SimulationMethod):
 
     def update_simulation(self, ctx: CycleContext, state: np.ndarray, analysis_mean: np.ndarray,
                           analysis_grid: np.ndarray) -> np.ndarray:
-        """New simulation from the analysis mean ``(nx,)`` (on every rank); ``analysis_grid`` is
-        this rank's ``(k, npts_local)`` analysis block, for variants that need the members."""
+        """New simulation segment from the analysis mean on the segment ``(n_d,)``;
+        ``analysis_grid`` is this rank's ``(k, npts_local)`` analysis block, for variants that
+        need the members."""
         alpha = self.cfg.generative.alpha
         return (1.0 - alpha) * state + alpha * analysis_mean
 
     def analyse(self, ctx, state, obs, cycle, obs_history):
-        t = ctx.transposer
+        t = ctx.layout
         block = np.asarray(self.sample_members(t.member_ids, cycle, state, obs_history),
                            dtype=np.float64)
         block = self.adjust_members(ctx, block, state)

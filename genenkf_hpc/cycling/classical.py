@@ -1,7 +1,8 @@
 """The classical methods, parallel: noda, nudging, enkf (perturbed obs), etkf, letkf.
 
-Ensemble methods transpose the member blocks to grid blocks (all members, a block of points)
-and back; the analysis kernels are the pure functions of :mod:`genenkf_hpc.da`:
+Ensemble methods bring the member blocks together on grid blocks (all members, a block of
+points: ``ctx.layout.to_grid``, transposes and/or a halo exchange) and back; the analysis
+kernels are the pure functions of :mod:`genenkf_hpc.da`:
 
 - letkf: each rank analyses its points from its block plus the halo of observations within
   ``filter.radius`` (:func:`~genenkf_hpc.cycling.base.local_letkf`);
@@ -50,7 +51,8 @@ class Nudging(SimulationMethod):
     def analyse(self, ctx, state, obs, cycle, obs_history):
         from ..da.nudging import nudge
 
-        new = nudge(state, obs, ctx.mask, self.cfg.nudging.alpha)
+        segment = ctx.layout.segment
+        new = nudge(state, segment(obs), segment(ctx.mask), self.cfg.nudging.alpha)
         return new, self.simulation_diagnostics(ctx, new)
 
 
@@ -72,14 +74,14 @@ class LETKF(EnsembleMethod):
                                 + ADDITIVE_KEYS)
 
     def analyse(self, ctx, state, obs, cycle, obs_history):
-        t = ctx.transposer
+        t = ctx.layout
         xa = local_letkf(ctx, t.to_grid(perturb_background(ctx, state, cycle)), obs)
         return t.to_members(xa), Diagnostics(ensemble=xa)
 
 
 def _owned_obs(ctx: CycleContext, grid: np.ndarray, obs: np.ndarray):
     """``(yb (k, p_local), yo (p_local,), observed (npts,) bool)`` on this rank's points."""
-    points = np.arange(*ctx.transposer.grid_range)
+    points = np.arange(*ctx.layout.grid_range)
     observed = ctx.mask[points]
     return grid[:, observed], obs[points[observed]], observed
 
@@ -108,7 +110,7 @@ class ETKF(EnsembleMethod):
     def analyse(self, ctx, state, obs, cycle, obs_history):
         from ..da import etkf
 
-        t, k = ctx.transposer, ctx.transposer.members
+        t, k = ctx.layout, ctx.layout.members
         xb = t.to_grid(perturb_background(ctx, state, cycle))
         yb, yo, _ = _owned_obs(ctx, xb, obs)
         gram, proj = etkf.obs_space_sums(yb, yo, ctx.obs_var)
@@ -130,9 +132,10 @@ class EnKF(EnsembleMethod):
                                 + ADDITIVE_KEYS)
 
     def perturbations(self, ctx: CycleContext, cycle: int) -> np.ndarray:
-        """This rank's members' observation perturbations ``(k_local, nx)`` (zero where not
-        observed): N(0, obs_var) over all observations, member m from its own stream."""
-        t = ctx.transposer
+        """This rank's members' observation perturbations on its segment ``(k_local, n_d)``
+        (zero where not observed): N(0, obs_var) over all observations, member m from its own
+        stream."""
+        t = ctx.layout
         observed = np.flatnonzero(ctx.mask)
         out = np.zeros((t.k_local, ctx.nx))
         sigma = np.sqrt(ctx.obs_var)
@@ -141,12 +144,12 @@ class EnKF(EnsembleMethod):
         for row, member in enumerate(t.member_ids):
             gen = rng.stream(ctx.cfg.osse.seed, rng.Purpose.ENKF_OBS_PERTURBATION, member, cycle)
             out[row, observed] = sigma * gen.standard_normal(observed.size)
-        return out
+        return t.segment(out)
 
     def analyse(self, ctx, state, obs, cycle, obs_history):
         from ..da import enkf
 
-        t, k = ctx.transposer, ctx.transposer.members
+        t, k = ctx.layout, ctx.layout.members
         xb = t.to_grid(perturb_background(ctx, state, cycle))
         yb, yo, observed = _owned_obs(ctx, xb, obs)
         eps = t.to_grid(self.perturbations(ctx, cycle))[:, observed]

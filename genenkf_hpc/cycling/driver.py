@@ -1,8 +1,9 @@
 """The cycle loop of ``genenkf assimilate`` for one nature run (one F_nature).
 
 Per cycle c = 1..cycles (ARCHITECTURE "Time"): forecast the state from c-1 to c with the
-simulation model (every rank its own member block, or the replicated simulation), analyse with
-the observation of cycle c, gather the diagnostics of every grid block to rank 0, which streams
+simulation model (every rank its member block or the simulation, on its segment of the ring:
+:class:`~genenkf_hpc.parallel.layout.Layout`, ``run.domains``), analyse with the observation
+of cycle c, gather the diagnostics of every grid block to rank 0, which streams
 them to ``analysis.nc.partial``. Every ``run.checkpoint_every`` cycles, and when SIGTERM/SIGUSR1
 arrives, the full state goes to a restart file; ``resume=True`` continues from the newest one
 and reproduces the uninterrupted run bit for bit (all randomness is keyed by member and cycle).
@@ -26,7 +27,8 @@ from ..dynamics.from_config import forecast_model
 from ..errors import DivergenceError, UserError
 from ..io import analysis_file, restart
 from ..parallel.comm import collective_error, run_on_root
-from ..parallel.transpose import Transposer
+from ..parallel.decomposition import choose_domains
+from ..parallel.layout import Layout
 from . import records
 from .resume import load_restart, run_fingerprint, start_plan
 from .base import CycleContext, NatureInput
@@ -56,24 +58,24 @@ def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path:
     if path is None and (resume or cfg.run.checkpoint_every):
         what = "resume" if resume else f"run.checkpoint_every={cfg.run.checkpoint_every}"
         raise collective_error(UserError(f"{what} needs an output directory (out=DIR) for its "
-                                         "restart files; without one nothing is written"))
+                                         "restart files; without one nothing is written"), comm)
     t_start = time.perf_counter()
     stop = stop or StopRequest()
     method = method_class(method_name)(cfg, model_path)
     nx, cycles = cfg.model.nx, cfg.osse.cycles
-    transposer = Transposer(comm, method.members(), nx, method.halo_radius(), nature.mask)
     dynamics = forecast_model(cfg)
     if dynamics.state_size != nx:
         raise collective_error(UserError(
             f"model.dynamics={cfg.model.dynamics!r} has a state of {dynamics.state_size} values "
             f"for {nx} grid points: a forecast model's whole state must be what DA analyses"),
             comm)
-    ctx = CycleContext(cfg, comm, transposer, nature.mask, cfg.osse.obs_sigma ** 2, dynamics,
-                       model_path, forcing_nature=nature.forcing)
     try:
         identity = method.identity()  # e.g. reads the model checkpoint: alike on every rank
     except UserError as exc:
         raise collective_error(exc, comm) from None
+    layout = make_layout(cfg, method, comm, nature.mask, dynamics)
+    ctx = CycleContext(cfg, comm, layout, nature.mask, cfg.osse.obs_sigma ** 2, dynamics,
+                       model_path, forcing_nature=nature.forcing)
     fingerprint = run_fingerprint(cfg, method_name, nature, identity)
 
     plan = run_on_root(comm, lambda: start_plan(path, resume, fingerprint, method_name,
@@ -88,7 +90,7 @@ def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path:
     series = {name: np.full(cycles, np.nan) for name in analysis_file.SERIES}
     start, wall_before, counts = 1, 0.0, None
     if kind == "resume":
-        state, history, series, meta, extra = load_restart(comm, restart_file, method, transposer,
+        state, history, series, meta, extra = load_restart(comm, restart_file, method, layout,
                                                            series)
         method.load_extra_state(extra)
         start, wall_before = meta["cycle"] + 1, meta["wall_seconds"]
@@ -114,6 +116,22 @@ def assimilate_forcing(cfg: Config, method_name: str, nature: NatureInput, path:
     return outcome
 
 
+def make_layout(cfg: Config, method, comm, mask, dynamics) -> Layout:
+    """The ranks as member groups x domains for ``run.domains`` (collective UserErrors)."""
+    try:
+        support = method.domain_support()
+        refusal = support.refusal or ("" if dynamics.halo is not None else
+                                      f"model.dynamics={cfg.model.dynamics!r} declares no halo, "
+                                      "so it cannot run on domains")
+        domains = choose_domains(cfg.run.domains, comm.size, cfg.model.nx,
+                                 supported=not refusal, align=support.align, reason=refusal)
+    except UserError as exc:
+        raise collective_error(exc, comm) from None
+    return Layout(comm, members=method.members(), nx=cfg.model.nx, domains=domains,
+                  radius=method.halo_radius(), mask=mask, dynamics_halo=dynamics.halo,
+                  align=support.align if domains > 1 else 1)
+
+
 class _Loop:
     """The cycles themselves (kept in one object so checkpoints see the whole state)."""
 
@@ -131,7 +149,7 @@ class _Loop:
             self.rank_counts += np.asarray(rank_counts, dtype=float)
 
     def run(self, state, history, start, stop, progress, log) -> Outcome:
-        cfg, comm, t = self.cfg, self.comm, self.ctx.transposer
+        cfg, comm, t = self.cfg, self.comm, self.ctx.layout
         cycles, every = cfg.osse.cycles, cfg.run.checkpoint_every
         owned = slice(*t.grid_range)
         self.bar = _progress_bar(comm, progress, cycles, start)
@@ -207,7 +225,7 @@ class _Loop:
         if n == 0:
             return
         stacked = np.concatenate(self.pending)  # (3 n, npts_local): mean, var, crps per cycle
-        gathered = self.ctx.transposer.gather_points(stacked)
+        gathered = self.ctx.layout.gather_points(stacked)
         first = self.pending_first
         self.pending, self.pending_first = [], first + n
         if self.comm.rank != 0:
@@ -230,8 +248,7 @@ class _Loop:
 
     def _checkpoint(self, cycle: int, state, history) -> Path | None:
         tick = time.perf_counter()
-        t = self.ctx.transposer
-        full = t.gather_members(state) if self.method.state_kind == "ensemble" else state
+        full = self.ctx.layout.gather_state(state, self.method.state_kind)
         extra = self.method.extra_state()
         counts = self.comm.Allreduce(self.rank_counts)
         written = None
@@ -253,7 +270,7 @@ class _Loop:
     def _finish(self, log) -> tuple[dict, object]:
         """``(summary, the in-memory analysis or None)``; rank 0 writes the outputs."""
         cfg, comm = self.cfg, self.comm
-        moved = comm.allreduce(self.ctx.transposer.sent_bytes)  # all ranks, this segment
+        moved = comm.allreduce(self.ctx.layout.sent_bytes)  # all ranks, this segment
         counts = comm.Allreduce(self.rank_counts)
         summary = analysis = None
         if comm.rank == 0:
@@ -262,6 +279,7 @@ class _Loop:
             wall = self.wall_before + time.perf_counter() - self.t_start
             summary = records.build_summary(cfg, self.method, self.nature, self.series, comm.size, wall)
             summary["fingerprint"] = self.fingerprint  # what --resume checks before skipping
+            summary["layout"] = {**self.ctx.layout.describe(), "bytes_sent": moved}
             if counts.sum() > 0:  # an ensemble of analysis members (not a lone simulation)
                 summary["rank_histogram"] = [int(c) for c in counts]
             if self.path is None:
@@ -269,7 +287,7 @@ class _Loop:
             else:
                 analysis_file.write_summary(self.path / analysis_file.SUMMARY_FILE, summary)
                 restart.clear_restarts(self.path)  # complete: the restarts are no longer needed
-            log.debug("%s: timings (rank 0) %s; the transposes moved %d bytes between ranks",
+            log.debug("%s: timings (rank 0) %s; transposes and halos moved %d bytes between ranks",
                       self.path, ", ".join(f"{k} {v:.2f} s" for k, v in self.timers.items()),
                       moved)
         return comm.bcast(summary), analysis

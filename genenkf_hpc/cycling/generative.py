@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import logs, rng
 from ..errors import UserError
-from .base import CycleContext, PseudoEnsembleMethod
+from .base import CycleContext, DomainSupport, PseudoEnsembleMethod
 
 
 def _blend_members(block: np.ndarray, state: np.ndarray, alpha: float) -> np.ndarray:
@@ -85,14 +85,43 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         return {**self.identity(), "accepted_mismatches": [
             m.to_dict() for m in getattr(self, "accepted_mismatches", [])]}
 
+    def _load(self):
+        """The sampling model, on this rank's device (built once: the layout asks for it
+        before setup)."""
+        if getattr(self, "bundle", None) is None:
+            from ..diffusion.bundle import bundle_from_checkpoint
+            from ..parallel.ddp import use_device
+            from ..parallel.environment import read_environment
+
+            g = self.cfg.generative
+            ckpt, _ = self._checkpoint()
+            # each rank of a multi-GPU job samples on its own GPU (its local rank)
+            device = use_device(g.device, read_environment().local_rank, "generative.device")
+            self.bundle = bundle_from_checkpoint(ckpt, str(device), g.precision,
+                                                 name=self._checkpoint_path())
+        return self.bundle
+
+    def domain_support(self) -> DomainSupport:
+        """A local network samples on domains (tiles aligned to its downsampling factor)."""
+        from ..diffusion.networks import check_grid
+
+        bundle = self._load()
+        field = bundle.receptive_field
+        if field is None:  # its grid is one of the model-experiment checks of setup
+            return DomainSupport(f"model {self._checkpoint_path()} is a whole-ring network "
+                                 "(network.kind=unet); only a local network (network.kind="
+                                 "local) samples on domains")
+        check_grid(field, bundle.nx, self.cfg.model.nx, self._checkpoint_path())
+        return DomainSupport(align=int(field["downsampling"]))
+
     def setup(self, ctx: CycleContext) -> None:
         import torch
 
         from ..diffusion import compatibility
-        from ..diffusion.bundle import bundle_from_checkpoint
+        from ..diffusion.bundle import on_grid
+        from ..diffusion.networks import check_grid
         from ..parallel.comm import collective_error
-        from ..parallel.ddp import use_device
-        from ..parallel.environment import read_environment, threads_per_process
+        from ..parallel.environment import threads_per_process
 
         g, path = self.cfg.generative, self._checkpoint_path()
         torch.set_num_threads(threads_per_process())
@@ -101,14 +130,16 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         try:  # every rank of ctx.comm checks the same things: one collective error
             self.accepted_mismatches = compatibility.check(ckpt, experiment, g.allow_mismatch,
                                                            path)
+            bundle = self._load()
+            check_grid(bundle.receptive_field, bundle.nx, ctx.nx, path)  # also when alone
         except UserError as exc:
             raise collective_error(exc, ctx.comm) from None
         for m in self.accepted_mismatches if ctx.comm.rank == 0 else ():
             logs.get_logger().warning("model %s used despite a mismatch (%s): %s", path,
                                       compatibility.ALLOW_KEY, m.text)
-        # each rank of a multi-GPU job samples on its own GPU (its local rank)
-        device = use_device(g.device, read_environment().local_rank, "generative.device")
-        self.bundle = bundle_from_checkpoint(ckpt, str(device), g.precision, name=path)
+        if bundle.receptive_field is not None:
+            self.bundle = on_grid(bundle, ctx.nx)
+        self.segment = sampling_segment(ctx.layout, self.bundle)
         self.mask = ctx.mask
 
     def network_evaluations(self) -> int:
@@ -136,7 +167,8 @@ class GenerativeEnKF(PseudoEnsembleMethod):
             self.bundle, rows, self.mask, member_ids, cycle, self.cfg.osse.seed,
             sampler=g.sampler, steps=g.sampling_steps, eta=g.eta, guidance=g.guidance,
             start_state=state, encoding=g.encoding, strength=g.strength,
-            inversion_refine=g.inversion_refine, clip=g.clip or None, batch_rows=g.fixed_batch)
+            inversion_refine=g.inversion_refine, clip=g.clip or None, segment=self.segment,
+            batch_members=g.batch_members, batch_rows=g.fixed_batch)
         if not g.use_ensemble_mean:
             block = _blend_members(block, state, g.alpha)
         return block
@@ -148,13 +180,25 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         uses it twice through them."""
         if not self.cfg.generative.recentre:
             return block
-        total = ctx.comm.Allreduce(block.sum(axis=0))
-        return block - total / self.members() + state[None, :]
+        return block - ctx.layout.member_sum(block) / self.members() + state[None, :]
 
     def update_simulation(self, ctx, state, analysis_mean, analysis_grid):
         if not self.cfg.generative.use_ensemble_mean:
             return analysis_mean  # the members were blended with the simulation already
         return super().update_simulation(ctx, state, analysis_mean, analysis_grid)
+
+
+def sampling_segment(layout, bundle):
+    """Where this rank samples: None on one domain or without a layout (the whole ring), else
+    its segment with a tile halo of the network's receptive field, filled from the neighbouring
+    domains."""
+    if layout is None or layout.domains == 1:
+        return None
+    from ..diffusion.tiled import Segment, tile_halo_width
+
+    halo = tile_halo_width(bundle.receptive_field)
+    exchange = layout.tile_halo(halo)
+    return Segment(layout.nx, *layout.segment_range, halo, lambda x: exchange.padded(x, halo))
 
 
 def climatological_covariance(cfg) -> np.ndarray:
@@ -175,6 +219,9 @@ class GaussianPseudo(PseudoEnsembleMethod):
     simulation state, spread scaled by ``generative.gaussian_scale``."""
 
     name = "gaussian_pseudo"
+
+    def domain_support(self) -> DomainSupport:
+        return DomainSupport("gaussian_pseudo draws from a dense (nx, nx) covariance")
 
     def settings(self) -> dict:
         return {"scale": self.cfg.generative.gaussian_scale, "alpha": self.cfg.generative.alpha,

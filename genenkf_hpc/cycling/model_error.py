@@ -56,14 +56,14 @@ def draw(seed: int, member_ids, cycle: int, nx: int, amplitude: float,
 
 
 def perturb_background(ctx: CycleContext, block: np.ndarray, cycle: int) -> np.ndarray:
-    """This rank's member block ``(k_local, nx)`` plus its centred additive perturbations
-    (collective: one Allreduce of ``nx`` values for the member mean). The block itself when
-    ``filter.additive`` is 0."""
+    """This rank's member block on its segment ``(k_local, n_d)`` plus its centred additive
+    perturbations (member m's drawn on the whole ring and cut to the segment, so any layout
+    adds the same numbers; collective: one Allreduce of ``n_d`` values among the member groups
+    for the member mean). The block itself when ``filter.additive`` is 0."""
     f = ctx.cfg.filter
     if f.additive == 0.0:
         return block
-    t = ctx.transposer
-    eta = draw(ctx.cfg.osse.seed, t.member_ids, cycle, block.shape[-1], f.additive,
-               covariance_root(ctx))
-    total = ctx.comm.Allreduce(eta.sum(axis=0))
-    return block + (eta - total / t.members)
+    t = ctx.layout
+    eta = t.segment(draw(ctx.cfg.osse.seed, t.member_ids, cycle, ctx.nx, f.additive,
+                         covariance_root(ctx)))
+    return block + (eta - t.member_sum(eta) / t.members)

@@ -78,13 +78,13 @@ class LETKFParamEst(LETKF):
         self.forcing_series = np.full(cfg.osse.cycles, np.nan)  # ensemble mean per cycle
 
     def forecast(self, ctx, state, steps):
-        own = self.forcing[ctx.transposer.member_ids]
-        return ctx.dynamics.with_forcing(own[:, None]).integrate(state, steps)
+        own = self.forcing[ctx.layout.member_ids]
+        return ctx.layout.integrate(ctx.dynamics.with_forcing(own[:, None]), state, steps)
 
     def analyse(self, ctx, state, obs, cycle, obs_history):
         from ..da.inflation import conditional_inflation
 
-        t = ctx.transposer
+        t = ctx.layout
         grid = t.to_grid(perturb_background(ctx, state, cycle))
         repeated = np.broadcast_to(self.forcing[:, None, None], (t.members, 1, t.npts))
         xa, local = local_letkf(ctx, grid, obs, extra=repeated)

@@ -13,7 +13,7 @@ from ..config import Config
 from ..errors import UserError
 from ..io import analysis_file, restart
 from ..parallel.comm import collective_error, run_on_root
-from ..parallel.transpose import Transposer
+from ..parallel.layout import Layout
 from .base import NatureInput
 from .registry import method_class
 
@@ -75,19 +75,18 @@ def _what_differs(recorded: dict, identity: dict) -> str:
                                         for k in changed)
 
 
-def load_restart(comm, restart_file, method, transposer: Transposer, series):
+def load_restart(comm, restart_file, method, layout: Layout, series):
     loaded = run_on_root(comm, lambda: restart.read_restart(restart_file))
     arrays, meta = loaded if comm.rank == 0 else ({}, None)
     meta = comm.bcast(meta)
     names = comm.bcast(sorted(arrays) if comm.rank == 0 else None)
     full = {name: comm.Bcast(arrays.get(name)) for name in names}
     state = full["state"]
-    if method.state_kind == "ensemble":
-        if state.shape != (transposer.members, transposer.nx):
-            raise collective_error(UserError(
-                f"restart file {restart_file} holds an ensemble of shape {state.shape}, expected "
-                f"({transposer.members}, {transposer.nx})"), comm)
-        state = transposer.scatter_members(state)
+    if method.state_kind == "ensemble" and state.shape != (layout.members, layout.nx):
+        raise collective_error(UserError(
+            f"restart file {restart_file} holds an ensemble of shape {state.shape}, expected "
+            f"({layout.members}, {layout.nx})"), comm)
+    state = layout.scatter_state(state, method.state_kind)
     cycle = meta["cycle"]
     for name in analysis_file.SERIES:
         series[name][:cycle] = full[name]

@@ -145,6 +145,25 @@ def _always(ckpt: dict) -> bool:
     return True
 
 
+def _whole_ring(ckpt: dict) -> bool:
+    """A whole-ring network (no receptive field recorded) applies to its own ring only."""
+    return "receptive_field" not in ckpt
+
+
+def _local(ckpt: dict) -> bool:
+    return not _whole_ring(ckpt)
+
+
+def _pattern(mask: np.ndarray) -> str:
+    """A local network sees an observation pattern, not a ring: "every k-th point from 0"
+    when the mask is one, else the observed points."""
+    points = np.flatnonzero(mask)
+    k = int(points[1] - points[0]) if len(points) > 1 else len(mask)
+    if k > 0 and len(mask) % k == 0 and np.array_equal(mask, obs_mask(len(mask), k)):
+        return f"every {k}-th point from 0"
+    return "points " + _show_points(tuple(int(i) for i in points))
+
+
 @dataclass(frozen=True)
 class Requirement:
     """One thing a model and an experiment must agree on.
@@ -165,13 +184,19 @@ class Requirement:
 
 
 REQUIREMENTS: tuple[Requirement, ...] = (
-    Requirement("nx", _model_nx, lambda e, c: int(e.cfg.model.nx), "model.nx"),
+    # a local network samples any ring its receptive field allows (networks.check_grid)
+    Requirement("nx", _model_nx, lambda e, c: int(e.cfg.model.nx), "model.nx",
+                applies=_whole_ring),
     Requirement("obs_interval", lambda c: int(c["obs"]["interval"]),
                 lambda e, c: int(e.cfg.osse.obs_interval), "osse.obs_interval"),
     Requirement("obs_sigma", lambda c: float(c["obs"]["sigma"]),
                 lambda e, c: float(e.cfg.osse.obs_sigma), "osse.obs_sigma", same=_close),
     Requirement("obs_mask", model_mask, lambda e, c: _mask_of(e),
-                "the observed points of the nature run", show=_show_points),
+                "the observed points of the nature run", show=_show_points,
+                applies=_whole_ring),
+    Requirement("obs_mask", lambda c: f"every {int(c['obs']['interval'])}-th point from 0",
+                lambda e, c: _pattern(np.asarray(e.mask, dtype=bool)),
+                "the observed points of the nature run", applies=_local),
     # checkpoints before network.obs_lag: conditioned on the current observation (posterior)
     Requirement("obs_lag", lambda c: int(c["obs"].get("lag", 0)),
                 lambda e, c: experiment_obs_lag(e.cfg), "generative.mode", show=_show_lag),
@@ -186,7 +211,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
                 same=_close),
     Requirement("dynamics", _model_dynamics, _dynamics_of, _dynamics_where),
 )
-KEYS: tuple[str, ...] = tuple(r.key for r in REQUIREMENTS)
+KEYS: tuple[str, ...] = tuple(dict.fromkeys(r.key for r in REQUIREMENTS))
 
 
 @dataclass(frozen=True)

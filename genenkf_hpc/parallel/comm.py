@@ -8,6 +8,9 @@ module-level COMM_WORLD). Both have the same interface:
 - buffer collectives on numpy arrays (no pickling; what the cycle uses): ``Allreduce``,
   ``Bcast``, ``Alltoallv``, ``Allgatherv``, ``Gatherv``. Counts are numbers of *elements* per
   rank; buffers are flattened C-order arrays and the result is a new 1-D array;
+- ``Exchange``: point-to-point messages with a few neighbours (halo exchanges);
+- ``split(color, key)``: sub-communicators (the domains of a member group, the member groups
+  of a domain);
 - ``abort(code)``: end the whole job now (an exception on one rank must not leave the others
   blocked in a collective, CONTRACT section 6).
 """
@@ -21,6 +24,9 @@ import numpy as np
 
 from ..errors import UserError
 from .environment import read_environment
+
+
+_EXCHANGE_TAG = 14  # halo exchanges: one message per pair of ranks per exchange
 
 
 def _flat(array) -> np.ndarray:
@@ -72,6 +78,13 @@ class SerialComm:
     def Gatherv(self, sendbuf: np.ndarray, counts, root: int = 0) -> np.ndarray | None:
         assert int(counts[0]) == np.size(sendbuf)
         return _flat(sendbuf).copy()
+
+    def Exchange(self, sends: dict, recv_counts: dict, dtype) -> dict:
+        assert not sends and not recv_counts, "one rank copies its own points, it sends nothing"
+        return {}
+
+    def split(self, color: int, key: int) -> "SerialComm":
+        return SerialComm()
 
     def abort(self, code: int = 1) -> None:
         sys.exit(code)
@@ -159,6 +172,26 @@ class MPIComm:
             recv, spec = None, None
         self.mpi.Gatherv([send, self._type(send)], spec, root=root)
         return recv
+
+    def Exchange(self, sends: dict, recv_counts: dict, dtype) -> dict:
+        """Send ``sends[r]`` (flattened) to every rank r and receive ``recv_counts[r]`` elements
+        of ``dtype`` from every rank r; returns the received 1-D arrays by rank. Non-blocking
+        sends and receives, one wait: no ordering deadlock whatever the pattern."""
+        dtype = np.dtype(dtype)
+        mtype = self._type(np.empty(0, dtype))
+        received, requests = {}, []
+        for source, count in recv_counts.items():
+            received[source] = np.empty(int(count), dtype)
+            requests.append(self.mpi.Irecv([received[source], mtype], source=source,
+                                           tag=_EXCHANGE_TAG))
+        buffers = [np.ascontiguousarray(sends[dest], dtype=dtype).reshape(-1) for dest in sends]
+        for dest, buf in zip(sends, buffers):
+            requests.append(self.mpi.Isend([buf, mtype], dest=dest, tag=_EXCHANGE_TAG))
+        self._MPI.Request.Waitall(requests)
+        return received
+
+    def split(self, color: int, key: int) -> "MPIComm":
+        return MPIComm(self.mpi.Split(color, key))
 
     def abort(self, code: int = 1) -> None:
         # Flush first: MPI_Abort kills the process without running Python's exit handlers.

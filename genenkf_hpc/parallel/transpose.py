@@ -13,6 +13,11 @@ Two layouts of a k-member ensemble on a periodic ring of ``nx`` points over R ra
 analysed owned points back. Both are one buffer-based Alltoallv: the chunk a rank sends to rank
 r is contiguous, and the chunks received in rank order stack to a C-order array because member
 (resp. grid) blocks are contiguous and in rank order. Bytes moved per cycle: :meth:`volume`.
+
+Inside a domain of a domain decomposition (:mod:`.layout`, member groups x domains) the same
+transposes run over the member groups of the domain: the member-major block is then the
+domain's segment plus its analysis halo (``points``: their global indices, ascending), and the
+grid blocks split the segment ``[segment[0], segment[1])`` instead of the ring.
 """
 from __future__ import annotations
 
@@ -44,23 +49,35 @@ class Transposer:
     """Transposes and gathers for a ``members x nx`` ensemble over ``comm``.
 
     ``halo_radius = 0`` gives grid-major blocks without halo (global ETKF / EnKF).
+    ``segment`` and ``points``: transposes inside one domain (see the module doc); the
+    member-major blocks are then ``(k_local, len(points))``.
     """
 
     def __init__(self, comm, members: int, nx: int, halo_radius: float = 0.0,
-                 halo_needed: np.ndarray | None = None):
+                 halo_needed: np.ndarray | None = None, *,
+                 segment: tuple[int, int] | None = None, points: np.ndarray | None = None):
         self.comm = comm
         self.members = int(members)
         self.nx = int(nx)
+        first, last = segment if segment is not None else (0, self.nx)
+        self.points = np.arange(self.nx, dtype=np.int64) if points is None else \
+            np.asarray(points, dtype=np.int64)
+        self.width = self.points.size  # columns of a member-major block
         self.member_blocks = Blocks(self.members, comm.size)
-        self.grid_blocks = Blocks(self.nx, comm.size)
-        self.columns = [halo_columns(*self.grid_blocks.range(r), self.nx, halo_radius,
-                                     halo_needed) for r in range(comm.size)]
+        self.grid_blocks = Blocks(last - first, comm.size)
+        ranges = [(first + a, first + b) for a, b in
+                  (self.grid_blocks.range(r) for r in range(comm.size))]
+        self.columns = [halo_columns(a, b, self.nx, halo_radius, halo_needed) for a, b in ranges]
+        # where each rank's columns sit in a member-major block
+        self.positions = [np.searchsorted(self.points, c) for c in self.columns]
+        assert all(np.array_equal(self.points[p], c) for p, c in
+                   zip(self.positions, self.columns)), "points miss a column of the halo"
         self.ncols = np.array([c.size for c in self.columns], dtype=np.int64)
         self.k_counts = self.member_blocks.counts
         self.p_counts = self.grid_blocks.counts
         r = comm.rank
         self.member_range = self.member_blocks.range(r)
-        self.grid_range = self.grid_blocks.range(r)
+        self.grid_range = ranges[r]
         self.k_local = int(self.k_counts[r])
         self.npts = int(self.p_counts[r])
         # positions of the owned points inside this rank's (ascending) columns
@@ -81,17 +98,19 @@ class Transposer:
 
     # -- transposes
     def to_grid(self, block: np.ndarray) -> np.ndarray:
-        """``(k_local, nx)`` member-major -> ``(k, n_columns_local)`` grid-major (owned + halo)."""
+        """``(k_local, width)`` member-major -> ``(k, n_columns_local)`` grid-major (owned +
+        halo)."""
         block = np.asarray(block)
-        assert block.shape == (self.k_local, self.nx), block.shape
-        send = np.concatenate([block[:, cols].reshape(-1) for cols in self.columns])
+        assert block.shape == (self.k_local, self.width), block.shape
+        send = np.concatenate([block[:, pos].reshape(-1) for pos in self.positions])
         self._count(self.k_local * self.ncols, send.itemsize)
         recv = self.comm.Alltoallv(send, self.k_local * self.ncols,
                                    self.k_counts * self.ncols[self.comm.rank])
         return recv.reshape(self.members, self.ncols[self.comm.rank])
 
     def to_members(self, grid: np.ndarray) -> np.ndarray:
-        """``(k, npts_local)`` analysed owned points -> ``(k_local, nx)`` member-major."""
+        """``(k, npts_local)`` analysed owned points -> ``(k_local, n)`` member-major, n the
+        points of the ring (or of the domain's segment)."""
         grid = np.ascontiguousarray(grid)
         assert grid.shape == (self.members, self.npts), grid.shape
         self._count(self.k_counts * self.npts, grid.itemsize)
@@ -102,18 +121,20 @@ class Transposer:
 
     # -- gathers of per-point fields
     def _point_chunks_to_full(self, flat: np.ndarray, rows: int) -> np.ndarray:
-        # every rank's chunk is (npts_r, rows): stacking them in rank order gives (nx, rows)
-        return flat.reshape(self.nx, rows).T.copy() if rows else flat.reshape(0, self.nx)
+        # every rank's chunk is (npts_r, rows): stacking them in rank order gives (n, rows)
+        n = int(self.p_counts.sum())
+        return flat.reshape(n, rows).T.copy() if rows else flat.reshape(0, n)
 
     def gather_points(self, values: np.ndarray, root: int = 0) -> np.ndarray | None:
-        """Per-point fields ``(m, npts_local)`` -> ``(m, nx)`` on ``root`` (None elsewhere)."""
+        """Per-point fields ``(m, npts_local)`` -> ``(m, n)`` on ``root`` (None elsewhere); n the
+        points of the ring (or of the domain's segment)."""
         values = np.asarray(values)
         rows = values.shape[0]
         flat = self.comm.Gatherv(np.ascontiguousarray(values.T), self.p_counts * rows, root)
         return None if flat is None else self._point_chunks_to_full(flat, rows)
 
     def allgather_points(self, values: np.ndarray) -> np.ndarray:
-        """Per-point fields ``(m, npts_local)`` -> ``(m, nx)`` on every rank."""
+        """Per-point fields ``(m, npts_local)`` -> ``(m, n)`` on every rank."""
         values = np.asarray(values)
         rows = values.shape[0]
         flat = self.comm.Allgatherv(np.ascontiguousarray(values.T), self.p_counts * rows)
@@ -121,8 +142,8 @@ class Transposer:
 
     def gather_members(self, block: np.ndarray, root: int = 0) -> np.ndarray | None:
         """Member-major blocks ``(k_local, nx)`` -> the whole ensemble ``(k, nx)`` on ``root``."""
-        flat = self.comm.Gatherv(np.ascontiguousarray(block), self.k_counts * self.nx, root)
-        return None if flat is None else flat.reshape(self.members, self.nx)
+        flat = self.comm.Gatherv(np.ascontiguousarray(block), self.k_counts * self.width, root)
+        return None if flat is None else flat.reshape(self.members, self.width)
 
     def scatter_members(self, ensemble: np.ndarray | None) -> np.ndarray:
         """The whole ensemble ``(k, nx)`` (significant on every rank, e.g. read from a restart)

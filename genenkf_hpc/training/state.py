@@ -45,8 +45,10 @@ def rng_state(seed: int, step: int) -> dict:
 def make_checkpoint(*, step: int, net, ema, optimizer, cfg_dict: dict, arch: dict,
                     diffusion: dict, normalisation: dict, obs: dict, dataset: dict,
                     history: list, window: tuple[float, int], seed: int,
-                    world_size: int) -> dict:
-    return {
+                    world_size: int, receptive_field: dict | None = None) -> dict:
+    """``receptive_field``: a local network's record (``left``, ``right``, ``width``,
+    ``downsampling``), which the compatibility check reads instead of nx."""
+    ckpt = {
         "format": FORMAT, "version": __version__, "step": int(step),
         "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "ema": {k: v.detach().cpu() for k, v in ema.state_dict().items()},
@@ -57,3 +59,6 @@ def make_checkpoint(*, step: int, net, ema, optimizer, cfg_dict: dict, arch: dic
         "window": torch.tensor([window[0], window[1]], dtype=torch.float64),
         "rng": rng_state(seed, step), "world_size": int(world_size),
     }
+    if receptive_field is not None:
+        ckpt["receptive_field"] = dict(receptive_field)
+    return ckpt

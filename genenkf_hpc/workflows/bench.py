@@ -5,6 +5,7 @@
     mpiexec -n 4 genenkf bench forecast --nx 2000 --members 32 --steps 50
     genenkf bench sample -c configs/demo.toml [--checkpoint FILE]     # workflows.bench_diffusion
     genenkf bench train -c configs/demo.toml
+    mpiexec -n 2 genenkf bench forecast|letkf|sample --nx N --domains 2  # workflows.bench_domains
 
 Under MPI, ``letkf`` times what one parallel LETKF analysis costs in ``genenkf assimilate``:
 member -> grid transpose (with the observation halo), local analysis of every rank's grid block,
@@ -12,7 +13,10 @@ grid -> member transpose; ``forecast`` times every rank's member block. Both rep
 figures and the total throughput (work / slowest rank). ``sample``/``train`` are implemented in
 :mod:`genenkf_hpc.workflows.bench_diffusion` as ``bench_sample(args, cfg, comm)`` and
 ``bench_train(args, cfg, comm)`` returning a dict or a list of dicts (imported lazily, so
-``letkf``/``forecast`` never import torch).
+``letkf``/``forecast`` never import torch). With ``--domains`` (a count or ``auto``),
+``forecast``, ``letkf`` and ``sample`` run on the domain-decomposed layout of ``genenkf
+assimilate run.domains=...`` instead, with bytes exchanged and peak memory per rank
+(:mod:`genenkf_hpc.workflows.bench_domains`).
 """
 from __future__ import annotations
 
@@ -57,6 +61,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch", type=int, help="sample/train: batch size")
     parser.add_argument("--device", help="sample/train: torch device")
     parser.add_argument("--checkpoint", help="sample: a trained checkpoint (default: random init)")
+    parser.add_argument("--domains", help="forecast/letkf/sample on the domain layout: a number "
+                        "of domains (dividing the ranks) or auto; peak memory and bytes per rank")
 
 
 def run(args) -> int:
@@ -72,7 +78,15 @@ def run(args) -> int:
     if args.radius is not None and not args.radius > 0:
         raise UserError(f"--radius={args.radius}: must be > 0")
     comm = world()
-    if args.what == "letkf":
+    if args.domains is not None:
+        if args.what == "train" or not (args.domains == "auto" or args.domains.isdigit()):
+            raise UserError(f"--domains={args.domains}: expected a number of domains or auto "
+                            "(for forecast, letkf or sample)")
+        from . import bench_domains
+
+        records = getattr(bench_domains, f"bench_{args.what}")(args, cfg, comm,
+                                                                _settings(args, cfg))
+    elif args.what == "letkf":
         parallel = args.mode == "parallel" or (args.mode == "auto" and comm.size > 1)
         records = bench_letkf_parallel(args, cfg, comm) if parallel else \
             _bench_letkf_serial(args, cfg)

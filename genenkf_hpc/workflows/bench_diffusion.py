@@ -20,10 +20,11 @@ import torch
 
 from .. import osse, rng
 from ..config import Config
-from ..diffusion.bundle import DTYPES, build_bundle, load_bundle, sample_pseudo_ensemble
+from ..diffusion.bundle import (DTYPES, build_bundle, load_bundle, on_grid,
+                                sample_pseudo_ensemble)
 from ..diffusion.conditioning import Normaliser
+from ..diffusion.networks import build_network, check_grid, network_args
 from ..diffusion.schedule import Schedule
-from ..diffusion.unet import UNet1D, UNetArgs
 from ..parallel import ddp
 from ..parallel.decomposition import block_range
 from ..parallel.environment import read_environment, threads_per_process
@@ -34,20 +35,27 @@ from ..training.step import StepParts, optimizer_step
 _L96_RANGE = (-8.0, 13.0)
 
 
-def _arch(cfg: Config, nx: int) -> UNetArgs:
-    n = cfg.network
-    return UNetArgs(nx=nx, base_width=n.base_width, multipliers=tuple(n.multipliers),
-                    groups=n.groups, attention=n.attention, seq_len=n.seq_len)
-
-
 def _random_bundle(cfg: Config, nx: int, device: str, precision: str):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(rng.torch_seed(cfg.train.seed, rng.Purpose.BENCH, 0))
-        net = UNet1D(_arch(cfg, nx))
+        net = build_network(network_args(cfg, nx))
     net = net.to(device=torch.device(device), dtype=DTYPES[precision])
     return build_bundle(net, Schedule(cfg.diffusion.timesteps, cfg.diffusion.schedule),
                         cfg.diffusion.objective, Normaliser(*_L96_RANGE), cfg.osse.obs_interval,
-                        cfg.osse.obs_sigma)
+                        cfg.osse.obs_sigma, nx=nx)
+
+
+def load_or_random_bundle(args, cfg: Config, nx: int, device):
+    """``--checkpoint``'s model, or a randomly initialised network of the [network] settings
+    on ``nx`` points (speed does not depend on the weights). A local network samples ``nx``
+    points whatever ring it was trained on (``--nx``, checked against its receptive field)."""
+    if not args.checkpoint:
+        return _random_bundle(cfg, nx, device, cfg.generative.precision)
+    bundle = load_bundle(args.checkpoint, device, cfg.generative.precision)
+    if bundle.receptive_field is None or not args.nx:
+        return bundle
+    check_grid(bundle.receptive_field, bundle.nx, args.nx, args.checkpoint)
+    return on_grid(bundle, args.nx)
 
 
 def _sync(device) -> None:
@@ -62,10 +70,7 @@ def bench_sample(args, cfg: Config, comm) -> dict:
     device = ddp.use_device(args.device or gc.device, env.local_rank,
                             "--device" if args.device else "generative.device")
     torch.set_num_threads(threads_per_process())
-    if args.checkpoint:
-        bundle = load_bundle(args.checkpoint, device, gc.precision)
-    else:
-        bundle = _random_bundle(cfg, args.nx or cfg.model.nx, device, gc.precision)
+    bundle = load_or_random_bundle(args, cfg, args.nx or cfg.model.nx, device)
     nx, k = bundle.nx, args.members or gc.members
     steps = args.steps
     mask = osse.obs_mask(nx, bundle.obs_interval)
@@ -142,10 +147,10 @@ def bench_train(args, cfg: Config, comm) -> dict | None:
 def _bench_train(args, cfg: Config, ds, env) -> dict | None:
     tc, nx = cfg.train, args.nx or cfg.model.nx
     batch = args.batch or tc.batch_size
-    arch = _arch(cfg, nx)
+    arch = network_args(cfg, nx)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(rng.torch_seed(tc.seed, rng.Purpose.BENCH, 2))
-        net, ema = UNet1D(arch), UNet1D(arch)
+        net, ema = build_network(arch), build_network(arch)
     net, ema = net.to(ds.device), ema.to(ds.device).requires_grad_(False)
     model = ddp.wrap(net, ds)
     schedule = Schedule(cfg.diffusion.timesteps, cfg.diffusion.schedule)
@@ -184,8 +189,9 @@ def _bench_train(args, cfg: Config, ds, env) -> dict | None:
             # one forward + backward pass per training sample
             "network_evaluations_per_s": args.steps * batch / wall,
             "grad_accum": tc.grad_accum, "steps": args.steps, "nx": nx,
-            "base_width": arch.base_width, "multipliers": list(arch.multipliers),
-            "attention": arch.attention, "seq_len": arch.seq_len,
+            "network": cfg.network.kind, "base_width": arch.base_width,
+            "multipliers": list(arch.multipliers), "attention": getattr(arch, "attention", False),
+            "seq_len": arch.seq_len,
             "parameters": sum(p.numel() for p in net.parameters()), "bf16": bf16,
             "device": str(ds.device), "ranks": ds.world_size, "backend": ds.backend,
             "launcher": env.launcher, "torch_threads": torch.get_num_threads()}

@@ -29,8 +29,8 @@ from .. import osse, rng
 from ..config import Config
 from ..diffusion.bundle import build_bundle
 from ..diffusion.conditioning import Normaliser
+from ..diffusion.networks import build_network, check_network, locality, network_args
 from ..diffusion.schedule import Schedule
-from ..diffusion.unet import UNet1D, UNetArgs, check_args
 from ..errors import UserError
 from ..io import checkpoint as ckpt_io
 from ..io import hdf5
@@ -90,10 +90,8 @@ def train_model(cfg: Config, ctx, opts: TrainOptions) -> Path:
     if cfg.train.batch_size < ctx.env.world_size * cfg.train.grad_accum:
         raise UserError(f"train.batch_size={cfg.train.batch_size} is smaller than ranks x "
                         f"train.grad_accum = {ctx.env.world_size} x {cfg.train.grad_accum}")
-    arch = UNetArgs(nx=cfg.model.nx, base_width=cfg.network.base_width,
-                    multipliers=tuple(cfg.network.multipliers), groups=cfg.network.groups,
-                    attention=cfg.network.attention, seq_len=cfg.network.seq_len)
-    check_args(arch)  # architecture errors before any process group is formed
+    arch = network_args(cfg, cfg.model.nx)
+    check_network(arch, cfg.model.nx)  # architecture errors before any process group is formed
     ds = ddp.setup(ctx.env, cfg.train.device, comm=ctx.comm)
     if ds.device.type == "cpu":
         torch.set_num_threads(threads_per_process())  # oversubscribed pools crawl
@@ -156,7 +154,7 @@ class _StopFlag:
 
 
 class Trainer:
-    def __init__(self, opts: TrainOptions, cfg: Config, ctx, meta: dict, arch: UNetArgs, ds):
+    def __init__(self, opts: TrainOptions, cfg: Config, ctx, meta: dict, arch, ds):
         self.opts, self.cfg, self.ctx, self.meta = opts, cfg, ctx, meta
         self.arch, self.ds = arch, ds
         self.log = ctx.log
@@ -170,8 +168,8 @@ class Trainer:
         self.mask = osse.obs_mask(cfg.model.nx, cfg.osse.obs_interval)
         with torch.random.fork_rng(devices=[]):  # initial weights from (seed), not the rank
             torch.manual_seed(rng.torch_seed(tc.seed, rng.Purpose.TRAINING, 0))
-            net = UNet1D(arch)
-            ema = UNet1D(arch)
+            net = build_network(arch)
+            ema = build_network(arch)
         ema.load_state_dict(net.state_dict())
         self.net = net.to(ds.device)
         self.ema = ema.to(ds.device).eval().requires_grad_(False)
@@ -184,6 +182,7 @@ class Trainer:
     def _static(self) -> dict:
         cfg = self.cfg
         return dict(cfg_dict=cfg.to_dict(), arch=self.arch.to_dict(),
+                    receptive_field=locality(self.arch),
                     diffusion={"timesteps": cfg.diffusion.timesteps,
                                "schedule": cfg.diffusion.schedule,
                                "objective": cfg.diffusion.objective, "loss": cfg.diffusion.loss,
@@ -305,7 +304,8 @@ class Trainer:
     def _bundle(self):
         return build_bundle(self.ema, self.schedule, self.cfg.diffusion.objective,
                             self.normaliser, self.cfg.osse.obs_interval, self.cfg.osse.obs_sigma,
-                            info={"step": self.step}, obs_lag=self.cfg.network.obs_lag)
+                            info={"step": self.step}, obs_lag=self.cfg.network.obs_lag,
+                            nx=self.cfg.model.nx)
 
     def _cases(self, split, n: int, which: int):
         states = tdata.load_split(self.opts.data, self.meta, split)

@@ -76,3 +76,32 @@ def test_bench_forecast_runs_any_dynamics():
     assert proc.returncode == 0, proc.stderr
     (r,) = _records(proc.stdout)
     assert r["member_steps_per_s"] > 0 and r["nx"] == 8
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("what, extra", [
+    ("forecast", ["--steps", 2]),
+    ("letkf", ["--radius", 4, "--obs-interval", 2]),
+    ("sample", ["--steps", 3, "network.kind=local", "network.base_width=8",
+                "network.blocks_per_level=1", "network.multipliers=[1, 2]",
+                "generative.guidance=2.0", "generative.batch_members=2"]),
+])
+def test_bench_on_domains_counts_the_bytes_it_sends(what, extra):
+    """--domains: every rank its segment; bytes sent equal the formula; peak RSS per rank."""
+    proc = run_mpi(2, ["bench", what, "--nx", 400, "--members", 3, "--domains", 2,
+                       "--repeat", 2, *extra], timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (r,) = _records(proc.stdout)
+    assert r["layout"]["domains"] == 2 and r["ranks"] == 2
+    assert [p["points"] for p in r["per_rank"]] == [200, 200]
+    assert all(p["peak_rss_mb"] > 0 for p in r["per_rank"])
+    measured = r.get("bytes_per_step_measured", r.get("bytes_per_cycle_measured"))
+    formula = r.get("bytes_per_step_formula", r.get("bytes_per_cycle_formula"))
+    assert measured == formula > 0
+
+
+def test_bench_domains_refusals():
+    proc = genenkf_subprocess("bench", "train", "--domains", 2)
+    assert proc.returncode == 2 and "--domains=2: expected" in proc.stderr
+    proc = genenkf_subprocess("bench", "sample", "--domains", 2, "--nx", 64, "--members", 2)
+    assert proc.returncode == 2 and "run.domains=2: a whole-ring network" in proc.stderr

@@ -127,6 +127,7 @@ def _method(model, mode):
         mask = np.arange(cfg.model.nx) % 2 == 0
         forcing_nature = 10.0
         comm = SerialComm()
+        layout = None  # one process: the whole ring
 
     method.setup(Ctx())
     return method, cfg

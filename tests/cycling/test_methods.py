@@ -11,7 +11,7 @@ from genenkf_hpc.cycling.base import CycleContext
 from genenkf_hpc.cycling.registry import method_class
 from genenkf_hpc.da import enkf, etkf, letkf, nudging
 from genenkf_hpc.parallel.comm import SerialComm
-from genenkf_hpc.parallel.transpose import Transposer
+from genenkf_hpc.parallel.layout import Layout
 
 CYCLE = 3
 
@@ -20,7 +20,8 @@ def _setup(name, *overrides):
     cfg = load_config(TINY, ["filter.members=7", "filter.rtps=0.3", *overrides])
     method = method_class(name)(cfg)
     mask = osse.obs_mask(cfg.model.nx, cfg.osse.obs_interval)
-    t = Transposer(SerialComm(), method.members(), cfg.model.nx, method.halo_radius(), mask)
+    t = Layout(SerialComm(), members=method.members(), nx=cfg.model.nx,
+               radius=method.halo_radius(), mask=mask)
     ctx = CycleContext(cfg, SerialComm(), t, mask, cfg.osse.obs_sigma ** 2, forecast_model(cfg))
     state = method.initial_state(ctx)
     obs = np.where(mask, 8.0 + np.random.default_rng(1).standard_normal(cfg.model.nx), np.nan)

@@ -20,10 +20,15 @@ PAPER = CONFIGS / "paper.toml"
 
 @pytest.fixture(scope="module")
 def shipped():
-    """The shipped checkpoint's records (no weights needed): no obs mask, no dataset interval,
-    source or dynamics."""
+    """The shipped checkpoint's records (no weights needed) as checkpoints before the newer
+    records were written: no obs mask, no dataset interval, source or dynamics."""
     ckpt = torch.load(SHIPPED, weights_only=True)
-    return {k: ckpt[k] for k in ("arch", "obs", "dataset", "step")}
+    old = copy.deepcopy({k: ckpt[k] for k in ("arch", "obs", "dataset", "step")})
+    old["obs"].pop("mask", None)
+    old["obs"].pop("lag", None)
+    for key in ("interval", "source", "dynamics"):
+        old["dataset"].pop(key, None)
+    return old
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +62,7 @@ def test_the_shipped_model_fits_the_paper_experiment(shipped, recorded):
 
 
 def test_old_checkpoints_are_read_through_fallbacks(shipped):
-    values = {r.key: r.model(shipped) for r in compat.REQUIREMENTS}
+    values = {r.key: r.model(shipped) for r in compat.REQUIREMENTS if r.applies(shipped)}
     assert values["obs_mask"] == tuple(range(0, 40, 2))
     assert values["history_interval"] == 0.05  # consecutive model steps
     assert values["dynamics"] == "lorenz96" and values["forcing"] == 8.0
@@ -130,3 +135,18 @@ def test_a_checkpoint_of_something_else_is_named(recorded):
     del broken["dataset"]
     with pytest.raises(UserError, match="m.pt: not a genenkf train checkpoint"):
         compat.check(broken, experiment(), [], "m.pt")
+
+
+def test_a_local_network_fits_any_ring_with_its_observation_pattern():
+    """A local network (receptive field recorded) is not tied to its training ring: nx is
+    the grid check's (networks.check_grid); the observations must follow its pattern."""
+    ckpt = torch.load(REPO / "models" / "l96_local.pt", weights_only=True)
+    ckpt = {k: ckpt[k] for k in ("arch", "obs", "dataset", "step", "receptive_field")}
+    ring = int(ckpt["dataset"]["nx"]) * 4
+    exp = experiment(f"model.nx={ring}", "generative.mode=posterior")
+    assert [m.key for m in compat.mismatches(ckpt, exp)] == []
+    every_4th = experiment(f"model.nx={ring}", "generative.mode=posterior",
+                           mask=osse.obs_mask(ring, 4))
+    text = refusal(ckpt, every_4th)
+    assert ("obs_mask: model every 2-th point from 0, experiment every 4-th point from 0"
+            in text)

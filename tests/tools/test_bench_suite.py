@@ -172,7 +172,7 @@ def test_model_flops_and_layouts():
     assert bench_model.Problem(1000, 32, 500).flops_per_point == 2 * 32 * 32 * 500 + 9 * 32**3 \
         + 2 * 500 * 32 + 6 * 32 * 32 + 12 * 32
     mach = _machine()
-    block, cyclic, two = (bench_model.cycle(prob, mach, lay) for lay in bench_model.LAYOUTS)
+    block, cyclic, two, dom = (bench_model.cycle(prob, mach, lay) for lay in bench_model.LAYOUTS)
     # 80 ranks, 32 members: the member owners fill the first 4 nodes (block) or 4 per node
     sent = 8 * 1 * (prob.nx + 80 * prob.halo)
     assert block["node_bytes"] == 2 * 8 * sent and cyclic["node_bytes"] == 2 * 4 * sent
@@ -182,6 +182,15 @@ def test_model_flops_and_layouts():
     # 2-D: P = 32 x 2 ranks used (16 idle), k - 1 messages, a subdomain of N / 2 per rank
     assert two["ranks"] == 64 and two["latency_s"] == pytest.approx(2 * 31 * 1e-6)
     assert two["forecast_s"] == pytest.approx(prob.nx / 2 / 1e7)
+    # domains: all 32 members of 100,000 points per rank, 2 neighbours per exchange, no
+    # transpose: 4 stages x 3 ghost points + the 8 observed halo points, per member
+    assert dom["forecast_s"] == pytest.approx(32 * 100_000 / 1e7)
+    assert dom["analysis_s"] == pytest.approx(block["analysis_s"])
+    assert dom["node_bytes"] == 8 * 8 * 32 * (4 * 3 + 8)
+    assert dom["latency_s"] == pytest.approx(2 * 5 * 1e-6)
+    g = bench_model.sampling(prob, mach, evaluations=3, rate=1e5, tile_halo=20)
+    assert g["sampling_s"] == pytest.approx(32 * 3 * 100_040 / 1e5)
+    assert g["node_bytes"] == 8 * 3 * 32 * 40 * 4
     with pytest.raises(ValueError):
         bench_model.cycle(prob, mach, "3d")
 
