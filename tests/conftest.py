@@ -28,14 +28,16 @@ def _train_tiny(root, *overrides, dataset_overrides=()):
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
-    """A tiny posterior-mode diffusion model trained by this project's code on tiny.toml."""
+    """A tiny diffusion model trained by this project's code on tiny.toml with the defaults:
+    for the prior mode (conditioned on the observations before the analysis time)."""
     return _train_tiny(tmp_path_factory.mktemp("tiny_model"))
 
 
 @pytest.fixture(scope="session")
-def tiny_prior_model(tmp_path_factory):
-    """The same, trained for the prior mode (conditioned on earlier observations only)."""
-    return _train_tiny(tmp_path_factory.mktemp("tiny_prior_model"), "network.obs_lag=1",
+def tiny_posterior_model(tmp_path_factory):
+    """The same for the paper's posterior mode (conditioned on the current observation too),
+    with a history of 2 observations."""
+    return _train_tiny(tmp_path_factory.mktemp("tiny_posterior_model"), "network.obs_lag=0",
                        "network.seq_len=2")
 
 

@@ -103,3 +103,17 @@ def test_checkpoint_in_a_config_file_is_relative_to_the_file(tmp_path, monkeypat
     path.write_text('[generative]\ncheckpoint = "/abs/m.pt"\n')
     assert load_config(path).generative.checkpoint == "/abs/m.pt"
     assert load_config(None).generative.checkpoint == ""
+
+
+def test_a_campaign_entry_names_its_own_model_relative_to_the_config(tmp_path):
+    """A variant's generative.checkpoint in campaign.method_overrides is a path like the
+    [generative] one: relative to the config file (CONTRACT section 7)."""
+    (tmp_path / "configs").mkdir()
+    path = tmp_path / "configs" / "c.toml"
+    path.write_text('[campaign]\nvariants = ["other:genenkf"]\nmethod_overrides = '
+                    '[\'other:generative.checkpoint="../models/m.pt"\', '
+                    '"other:generative.members=4"]\n')
+    cfg = load_config(path)
+    assert cfg.campaign.method_overrides == [
+        f'other:generative.checkpoint="{tmp_path / "models" / "m.pt"}"',
+        "other:generative.members=4"]

@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "configs" / "paper.toml"
 TINY = REPO / "configs" / "tiny.toml"
-MODEL = REPO / "models" / "l96_paper_small.pt"
+MODEL = REPO / "models" / "l96_paper_prior.pt"
 DEVICE_VAR = "GENENKF_GPU_CHECK_DEVICE"
 BUDGET_S = 300.0  # the whole check
 TAIL = 1500       # characters of a failed step's stderr kept in its JSON line

@@ -6,7 +6,7 @@
         --precisions float32 --set generative.fixed_batch=8
 
 Runs ``genenkf assimilate -c configs/paper.toml --method genenkf --model
-models/l96_paper_small.pt`` with the paper campaign's Generative EnKF settings (its
+models/l96_paper_prior.pt`` with the paper campaign's Generative EnKF settings (its
 ``campaign.method_overrides``), F_nature = ``--forcing``, once on one process and once under
 ``mpiexec -n R``, for ``generative.precision`` float32 and float64 (every process
 single-threaded, ``OMP_NUM_THREADS=1``), then prints one JSON line per precision: the largest
@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from mpi_utils import mpi_command, mpi_env  # noqa: E402
 
 PAPER = REPO / "configs" / "paper.toml"
-MODEL = REPO / "models" / "l96_paper_small.pt"
+MODEL = REPO / "models" / "l96_paper_prior.pt"
 MARKS = (10, 50, 100, 200, 400, 720)  # cycles at which the running maximum is reported
 
 

@@ -52,7 +52,7 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         return {"checkpoint": self._checkpoint_path(), "sampler": g.sampler,
                 "sampling_steps": g.sampling_steps, "eta": g.eta, "guidance": g.guidance,
                 "mode": g.mode, "encoding": g.encoding, "strength": g.strength,
-                "alpha": g.alpha,
+                "alpha": g.alpha, "pseudo_inflation": g.inflation,
                 "use_ensemble_mean": g.use_ensemble_mean, "recentre": g.recentre,
                 "inversion_refine": g.inversion_refine, "clip": g.clip,
                 "precision": g.precision, "fixed_batch": g.fixed_batch,
@@ -177,11 +177,16 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         """``generative.recentre``: keep the pseudo-ensemble's anomalies (the diffusion model's
         uncertainty) around the simulation forecast instead of its own mean. In posterior mode
         the anomalies were conditioned on the current observation too, so the LETKF still
-        uses it twice through them."""
-        if not self.cfg.generative.recentre:
-            return block
-        return block - ctx.layout.member_sum(block) / self.members() + state[None, :]
-
+        uses it twice through them. Then ``generative.inflation``: the anomalies times its
+        square root (the members are under-dispersed; the design knobs did not fix it, see
+        docs/results.md)."""
+        g = self.cfg.generative
+        if g.recentre:
+            block = block - ctx.layout.member_sum(block) / self.members() + state[None, :]
+        if g.inflation != 1.0:
+            mean = ctx.layout.member_sum(block) / self.members()
+            block = mean[None, :] + np.sqrt(g.inflation) * (block - mean[None, :])
+        return block
     def update_simulation(self, ctx, state, analysis_mean, analysis_grid):
         if not self.cfg.generative.use_ensemble_mean:
             return analysis_mean  # the members were blended with the simulation already

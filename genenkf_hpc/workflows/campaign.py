@@ -84,14 +84,14 @@ def run_campaign(cfg: Config, ctx, *, model=None, nature=None, resume: bool = Fa
     forcings = list(cfg.osse.forcings)
     seeds = scored_seeds(cfg)
     entries = campaign_entries(cfg)
-    model = _model_path(model, cfg, entries)
+    models = _models(model, cfg, entries)
     if nature is not None and len(seeds) > 1:
         given = nature if isinstance(nature, (str, Path)) else "an xarray.Dataset"
         raise UserError(f"the nature run given ({given}) holds one seed's truth, but "
                         f"campaign.seeds={seeds}: leave it out to generate each seed's nature "
                         "run")
-    run_on_root(comm, lambda: check_model_fits(cfg, entries, forcings, model, nature))
-    runner = _Runner(nature, log, model, resume)
+    run_on_root(comm, lambda: check_model_fits(cfg, entries, forcings, models, nature))
+    runner = _Runner(nature, log, str(model) if model else None, resume)
 
     def run_dir(label: str, forcing: float, seed: int) -> Path:
         return out / label / (f"seed{seed}" if len(seeds) > 1 else "") / f"F{forcing:g}"
@@ -143,22 +143,26 @@ def run_campaign(cfg: Config, ctx, *, model=None, nature=None, resume: bool = Fa
     return [{k: r[k] for k in keys} for r in rows]
 
 
-def check_model_fits(cfg: Config, entries: list[Entry], forcings, model, nature) -> None:
-    """Every Generative EnKF run of the campaign must fit the model (CONTRACT section 7).
-    Checked once before anything runs, by one rank for all: inside the runs, which are spread
-    over the ranks, a mismatch would stop one rank and the job would have to be aborted."""
+def check_model_fits(cfg: Config, entries: list[Entry], forcings, models: dict[str, str],
+                     nature) -> None:
+    """Every Generative EnKF run of the campaign must fit its model (``models``: entry label
+    -> checkpoint; CONTRACT section 7). Checked once before anything runs, by one rank for
+    all: inside the runs, which are spread over the ranks, a mismatch would stop one rank and
+    the job would have to be aborted."""
     from ..diffusion import compatibility
     from ..io.checkpoint import load_checkpoint
 
-    runs = [(e, f) for e in entries if e.method == "genenkf" for f in forcings]
-    if not runs:
-        return
-    ckpt = load_checkpoint(model)
-    for entry, forcing in runs:
-        run_cfg = run_config(cfg, entry.overrides, forcing)
-        mask = load_nature(run_cfg, forcing, nature, SerialComm()).mask
-        compatibility.check(ckpt, compatibility.Experiment(run_cfg, mask, forcing),
-                            run_cfg.generative.allow_mismatch, model)
+    checkpoints = {path: load_checkpoint(path) for path in set(models.values())}
+    for entry in entries:
+        if entry.method != "genenkf":
+            continue
+        model = models[entry.label]
+        for forcing in forcings:
+            run_cfg = run_config(cfg, entry.overrides, forcing)
+            mask = load_nature(run_cfg, forcing, nature, SerialComm()).mask
+            compatibility.check(checkpoints[model], compatibility.Experiment(run_cfg, mask,
+                                                                             forcing),
+                                run_cfg.generative.allow_mismatch, model)
 
 
 def _progress(log, phase: str, rank: int):
@@ -169,19 +173,24 @@ def _progress(log, phase: str, rank: int):
     return report
 
 
-def _model_path(given, cfg: Config, entries: list[Entry]) -> str | None:
-    """``--model`` (``given``) or ``generative.checkpoint`` (already absolute when it came from
-    a config file); checked before any run when an entry needs it."""
-    model = str(given) if given else cfg.generative.checkpoint or None
-    needs = [e.label for e in entries if e.method == "genenkf"]
-    if needs and not model:
-        raise UserError(f"campaign includes {', '.join(needs)}: pass --model FILE or set "
-                        "generative.checkpoint (a `genenkf train` checkpoint)")
-    if needs and not Path(model).is_file():
-        key = "--model" if given else "generative.checkpoint"
-        raise UserError(f"{key}={model}: no such file (campaign entries {', '.join(needs)} "
-                        "need a trained model)")
-    return model
+def _models(given, cfg: Config, entries: list[Entry]) -> dict[str, str]:
+    """The checkpoint of every Generative EnKF entry: ``--model`` (``given``) for all, else each
+    entry's ``generative.checkpoint`` (a variant may name its own; already absolute when it
+    came from a config file). Checked before any run."""
+    models = {}
+    for entry in entries:
+        if entry.method != "genenkf":
+            continue
+        model = str(given) if given else run_config(cfg, entry.overrides).generative.checkpoint
+        if not model:
+            raise UserError(f"campaign entry {entry.label} needs a trained model: pass --model "
+                            "FILE or set generative.checkpoint (a `genenkf train` checkpoint)")
+        if not Path(model).is_file():
+            key = "--model" if given else "generative.checkpoint"
+            raise UserError(f"{key}={model}: no such file (campaign entry {entry.label} needs "
+                            "a trained model)")
+        models[entry.label] = model
+    return models
 
 
 def _per_cycle_cost(run_cfg: Config, method: str) -> float:

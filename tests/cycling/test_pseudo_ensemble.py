@@ -15,7 +15,8 @@ from genenkf_hpc.workflows.nature import nature_in_memory
 from mpi_utils import run_mpi
 
 HERE = Path(__file__).resolve().parent
-OVERRIDES = ["osse.forcings=[8.0]", "osse.cycles=3", "osse.burn_in=0", "generative.members=5"]
+OVERRIDES = ["osse.forcings=[8.0]", "osse.cycles=3", "osse.burn_in=0", "generative.members=5",
+             "generative.alpha=0.5"]  # a partial nudging, which the hand computation follows
 
 
 def test_cycle_by_hand(tmp_path):
@@ -38,7 +39,8 @@ def test_cycle_by_hand(tmp_path):
                             f.radius, taper=f.taper, inflation=f.inflation)
         assert np.allclose(out["analysis_mean"][cycle - 1], xa.mean(axis=0), atol=1e-12)
         assert np.allclose(out["analysis_spread"][cycle - 1], xa.std(axis=0, ddof=1), atol=1e-12)
-        x = 0.5 * x + 0.5 * xa.mean(axis=0)  # generative.alpha = 0.5
+        alpha = cfg.generative.alpha
+        x = (1 - alpha) * x + alpha * xa.mean(axis=0)
 
 
 @pytest.mark.mpi

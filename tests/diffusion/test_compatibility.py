@@ -41,7 +41,8 @@ def recorded(shipped):
 
 
 def experiment(*overrides, mask=None, forcing_nature=10.0):
-    cfg = load_config(PAPER, list(overrides))
+    """The paper experiment in posterior mode (the mode of models/l96_paper_small.pt)."""
+    cfg = load_config(PAPER, ['generative.mode="posterior"', *overrides])
     if mask is None:
         mask = osse.obs_mask(cfg.model.nx, cfg.osse.obs_interval)
     return compat.Experiment(cfg, mask, forcing_nature)

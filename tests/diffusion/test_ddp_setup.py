@@ -77,12 +77,13 @@ def test_generative_enkf_samples_on_the_gpu_of_its_local_rank(two_gpus, monkeypa
                         "OMPI_COMM_WORLD_SIZE": "2"}.items():
         monkeypatch.setenv(name, value)
     asked = []
-    monkeypatch.setattr(bundle, "bundle_from_checkpoint",
-                        lambda ckpt, device="cpu", *a, **k: asked.append(device))
+    real = bundle.bundle_from_checkpoint  # records the device asked for, builds on the CPU
+    monkeypatch.setattr(bundle, "bundle_from_checkpoint", lambda ckpt, device="cpu", *a, **k:
+                        asked.append(device) or real(ckpt, "cpu", *a, **k))
     cfg = load_config(CONFIGS / "paper.toml", ['generative.device="auto"'])
     ctx = CycleContext(cfg, SerialComm(), None, osse.obs_mask(40, 2), 1.0, None,
                        forcing_nature=10.0)
-    GenerativeEnKF(cfg, str(REPO / "models" / "l96_paper_small.pt")).setup(ctx)
+    GenerativeEnKF(cfg, str(REPO / "models" / "l96_paper_prior.pt")).setup(ctx)
     assert asked == ["cuda:1"] and two_gpus == [torch.device("cuda:1")]
 
 

@@ -249,7 +249,7 @@ def test_paper_config_finds_its_model_from_any_directory(tmp_path):
                            "run.progress=false"],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    model = (CONFIGS.parent / "models" / "l96_paper_small.pt").resolve()
+    model = (CONFIGS.parent / "models" / "l96_paper_prior.pt").resolve()
     for written in (out / "config.toml", out / "genenkf" / "F8" / "config.toml"):
         assert tomllib.loads(written.read_text())["generative"]["checkpoint"] == str(model)
 
@@ -263,7 +263,24 @@ def test_missing_checkpoint_is_named_before_any_run(tmp_path):
                           timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == (f"error: generative.checkpoint={tmp_path}/models/none.pt: no "
-                                   "such file (campaign entries genenkf need a trained model)")
+                                   "such file (campaign entry genenkf needs a trained model)")
+    assert not (tmp_path / "out" / "noda").exists()
+
+
+def test_a_variant_with_its_own_missing_model_is_named_before_any_run(tmp_path):
+    """Each Generative EnKF entry runs its own generative.checkpoint (configs/two_scale.toml's
+    genenkf_model_data); a missing one stops the campaign before anything runs."""
+    model = CONFIGS.parent / "models" / "l96_paper_prior.pt"
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(f'[generative]\ncheckpoint = "{model}"\n'
+                   '[campaign]\nmethods = ["noda", "genenkf"]\nvariants = ["other:genenkf"]\n'
+                   'method_overrides = [\'other:generative.checkpoint="none.pt"\']\n')
+    proc = subprocess.run([sys.executable, "-m", "genenkf_hpc", "campaign", "-c", str(cfg),
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == (f"error: generative.checkpoint={tmp_path}/none.pt: no such "
+                                   "file (campaign entry other needs a trained model)")
     assert not (tmp_path / "out" / "noda").exists()
 
 
