@@ -65,13 +65,16 @@ def test_genenkf_inside_a_campaign(tmp_path, tiny_model):
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
-    """`genenkf demo` (its embedded configs/demo.toml), shrunk to seconds by overrides."""
+    """`genenkf demo` (its embedded configs/demo.toml), shrunk to seconds by overrides (the
+    tuning of letkf_tuned to 2 runs per F)."""
     small = ["dataset.trajectories=6", "dataset.steps=40", "dataset.spinup_steps=100",
              "dataset.shard_trajectories=2", "dataset.val_fraction=0.2",
              "dataset.test_fraction=0.2", "network.base_width=8", "network.multipliers=[1,2]",
              "network.groups=4", "train.steps=4", "train.batch_size=4", "train.log_every=1",
              "train.checkpoint_every=2", "osse.cycles=12", "osse.burn_in=2", "filter.members=6",
-             "generative.members=6", "model.spinup_steps=100", "run.progress=false"]
+             "generative.members=6", "model.spinup_steps=100", "run.progress=false",
+             "campaign.tune_cycles=12", "campaign.tune_radius=[4.0]",
+             "campaign.tune_inflation=[1.05, 1.1]", "campaign.tune_additive=[0.0]"]
     proc = subprocess.run(_cli("demo", "--out", tmp_path, *small), capture_output=True,
                           text=True, cwd=REPO, timeout=900)
     assert proc.returncode == 0, proc.stderr
@@ -79,7 +82,10 @@ def test_demo_runs_end_to_end(tmp_path):
     camp = tmp_path / "campaign"
     with open(camp / "results.csv") as fh:
         methods = {r["method"] for r in csv.DictReader(fh)}
-    assert methods == {"noda", "nudging", "letkf", "genenkf"}
+    assert methods == {"noda", "nudging", "letkf", "letkf_tuned", "genenkf"}
+    # the comparison uses the shipped model; the demo's own one only shows training
+    shipped = str((REPO / "models" / "l96_paper_prior.pt").resolve())
+    assert summary(camp / "genenkf" / "F10")["settings"]["checkpoint"] == shipped
     for name in ("results.md", "rmse_vs_forcing.png", "rmse_time_F10.png"):
         assert (camp / name).stat().st_size > 0, name
     assert (tmp_path / "train" / "checkpoints" / "latest.pt").is_file()

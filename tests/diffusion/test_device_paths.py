@@ -8,7 +8,7 @@ every sampling step. So every sampler, encoding and guidance mode runs here on "
 import pytest
 import torch
 
-from genenkf_hpc.diffusion.bundle import build_bundle, member_generators, sample_normalised
+from genenkf_hpc.diffusion.bundle import build_bundle, member_noise, sample_normalised
 from genenkf_hpc.diffusion.conditioning import Normaliser
 from genenkf_hpc.diffusion.schedule import Schedule
 from genenkf_hpc.diffusion.unet import UNet1D, UNetArgs
@@ -28,13 +28,13 @@ def bundle():
 def test_sampling_stays_on_the_network_device(bundle, sampler, encoding, guidance):
     cond = torch.zeros(1, 2 * bundle.seq_len, bundle.nx)  # built on the CPU, as the caller does
     start = None if encoding == "noise" else torch.zeros(1, 1, bundle.nx)
-    x = sample_normalised(bundle, cond, member_generators(0, range(3), 1), sampler=sampler,
+    x = sample_normalised(bundle, cond, range(3), member_noise(bundle, 0, 1), sampler=sampler,
                           steps=2, eta=0.3, guidance=guidance, x_start=start,
                           encoding=encoding, strength=0.5, refine=1, clip=1.0)
     assert x.device == META and x.shape == (3, 1, bundle.nx)
 
 
 def test_unconditional_sampling_stays_on_the_network_device(bundle):
-    x = sample_normalised(bundle, None, member_generators(0, range(2), 1), sampler="ddim",
+    x = sample_normalised(bundle, None, range(2), member_noise(bundle, 0, 1), sampler="ddim",
                           steps=2, eta=0.3, guidance=3.0)
     assert x.device == META
