@@ -270,7 +270,8 @@ class _Loop:
     def _finish(self, log) -> tuple[dict, object]:
         """``(summary, the in-memory analysis or None)``; rank 0 writes the outputs."""
         cfg, comm = self.cfg, self.comm
-        moved = comm.allreduce(self.ctx.layout.sent_bytes)  # all ranks, this segment
+        # all ranks, since this start (a resumed run counts the cycles after its restart)
+        moved = comm.allreduce(self.ctx.layout.sent_bytes)
         counts = comm.Allreduce(self.rank_counts)
         summary = analysis = None
         if comm.rank == 0:

@@ -240,7 +240,11 @@ def test_ddp_with_a_batch_the_ranks_do_not_divide_equals_one_process(data_dir, t
                        timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     np.testing.assert_allclose(losses(tmp_path / "many"), losses(tmp_path / "one"), rtol=1e-6)
-    assert max_diff(weights(tmp_path / "many"), weights(tmp_path / "one")) < 1e-5
+    # Adam divides each step by the gradient's own magnitude, which amplifies the float32
+    # round-off of the gradient sums (summed over 2 or 3 shards instead of one) in weights whose
+    # gradient is near zero: measured up to 2e-5 after 3 steps; a wrong batch split moves them
+    # by the learning rate (1e-3)
+    assert max_diff(weights(tmp_path / "many"), weights(tmp_path / "one")) < 1e-4
     summary = json.loads((tmp_path / "many" / "summary.json").read_text())
     assert summary["ranks"] == ranks and summary["backend"] == "gloo"
 
