@@ -187,6 +187,7 @@ class GenerativeEnKF(PseudoEnsembleMethod):
             mean = ctx.layout.member_sum(block) / self.members()
             block = mean[None, :] + np.sqrt(g.inflation) * (block - mean[None, :])
         return block
+
     def update_simulation(self, ctx, state, analysis_mean, analysis_grid):
         if not self.cfg.generative.use_ensemble_mean:
             return analysis_mean  # the members were blended with the simulation already

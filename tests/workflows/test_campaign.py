@@ -245,8 +245,8 @@ def test_paper_config_finds_its_model_from_any_directory(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "genenkf_hpc", "campaign", "-c",
                            str(CONFIGS / "paper.toml"), "--out", str(out),
                            'campaign.methods=["genenkf"]', "campaign.seeds=[0]",
-                           "osse.forcings=[8.0]", "osse.cycles=2", "osse.burn_in=1", "generative.members=4",
-                           "run.progress=false"],
+                           "osse.forcings=[8.0]", "osse.cycles=2", "osse.burn_in=1",
+                           "generative.members=4", "run.progress=false"],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     model = (CONFIGS.parent / "models" / "l96_paper_prior.pt").resolve()
