@@ -10,7 +10,7 @@ line naming the key and both values, unless ``generative.allow_mismatch`` lists 
 
 The table is the whole mechanism: each :class:`Requirement` says how to read the model's value
 from a checkpoint dict (with fallbacks for checkpoints written before the value was recorded,
-e.g. the shipped ``models/l96_paper_small.pt``), how to compute the experiment's value and how
+e.g. ``models/l96_local.pt``), how to compute the experiment's value and how
 to compare them. Adding a key is adding one entry; ``genenkf train`` must then record what the
 entry reads (``workflows/train.py``, ``Trainer._static``).
 
