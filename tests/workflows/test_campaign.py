@@ -254,33 +254,27 @@ def test_paper_config_finds_its_model_from_any_directory(tmp_path):
         assert tomllib.loads(written.read_text())["generative"]["checkpoint"] == str(model)
 
 
-def test_missing_checkpoint_is_named_before_any_run(tmp_path):
+SHIPPED_PRIOR = CONFIGS.parent / "models" / "l96_paper_prior.pt"
+
+
+@pytest.mark.parametrize("text, missing, entry", [
+    ('[generative]\ncheckpoint = "models/none.pt"\n[campaign]\nmethods = ["noda", "genenkf"]\n',
+     "models/none.pt", "genenkf"),
+    # each Generative EnKF entry runs its own generative.checkpoint (two_scale.toml's
+    # genenkf_model_data); a variant's missing file is named too
+    (f'[generative]\ncheckpoint = "{SHIPPED_PRIOR}"\n[campaign]\nmethods = ["noda", "genenkf"]\n'
+     'variants = ["other:genenkf"]\n'
+     'method_overrides = [\'other:generative.checkpoint="none.pt"\']\n', "none.pt", "other"),
+])
+def test_missing_checkpoint_is_named_before_any_run(tmp_path, text, missing, entry):
     cfg = tmp_path / "cfg.toml"
-    cfg.write_text('[generative]\ncheckpoint = "models/none.pt"\n'
-                   '[campaign]\nmethods = ["noda", "genenkf"]\n')
+    cfg.write_text(text)
     proc = subprocess.run([sys.executable, "-m", "genenkf_hpc", "campaign", "-c", str(cfg),
                            "--out", str(tmp_path / "out")], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == (f"error: generative.checkpoint={tmp_path}/models/none.pt: no "
-                                   "such file (campaign entry genenkf needs a trained model)")
-    assert not (tmp_path / "out" / "noda").exists()
-
-
-def test_a_variant_with_its_own_missing_model_is_named_before_any_run(tmp_path):
-    """Each Generative EnKF entry runs its own generative.checkpoint (configs/two_scale.toml's
-    genenkf_model_data); a missing one stops the campaign before anything runs."""
-    model = CONFIGS.parent / "models" / "l96_paper_prior.pt"
-    cfg = tmp_path / "cfg.toml"
-    cfg.write_text(f'[generative]\ncheckpoint = "{model}"\n'
-                   '[campaign]\nmethods = ["noda", "genenkf"]\nvariants = ["other:genenkf"]\n'
-                   'method_overrides = [\'other:generative.checkpoint="none.pt"\']\n')
-    proc = subprocess.run([sys.executable, "-m", "genenkf_hpc", "campaign", "-c", str(cfg),
-                           "--out", str(tmp_path / "out")], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == (f"error: generative.checkpoint={tmp_path}/none.pt: no such "
-                                   "file (campaign entry other needs a trained model)")
+    assert proc.stderr.strip() == (f"error: generative.checkpoint={tmp_path}/{missing}: no such "
+                                   f"file (campaign entry {entry} needs a trained model)")
     assert not (tmp_path / "out" / "noda").exists()
 
 
