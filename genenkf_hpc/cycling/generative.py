@@ -131,7 +131,8 @@ class GenerativeEnKF(PseudoEnsembleMethod):
             self.accepted_mismatches = compatibility.check(ckpt, experiment, g.allow_mismatch,
                                                            path)
             bundle = self._load()
-            check_grid(bundle.receptive_field, bundle.nx, ctx.nx, path)  # also when alone
+            if bundle.receptive_field is not None:  # a whole ring's nx is in the table above
+                check_grid(bundle.receptive_field, bundle.nx, ctx.nx, path)
         except UserError as exc:
             raise collective_error(exc, ctx.comm) from None
         for m in self.accepted_mismatches if ctx.comm.rank == 0 else ():
