@@ -143,7 +143,12 @@ class GenerativeConfig:
     alpha: float = _f(1.0, "nudging of the simulation towards the analysis", min=0.0, max=1.0)
     inflation: float = _f(3.0, "multiplicative inflation of the pseudo-ensemble's covariance "
                           "before the analysis (its anomalies times the square root): the "
-                          "network's members are under-dispersed (docs/results.md)", min=1.0)
+                          "network's members are under-dispersed (docs/results.md); with "
+                          "adaptive_inflation the first cycle's value", min=1.0)
+    adaptive_inflation: float = _f(0.05, "learn the pseudo-ensemble inflation from the "
+                                   "innovations: the weight of each cycle's estimate in the "
+                                   "running value (0: fixed generative.inflation)",
+                                   min=0.0, max=1.0)
     use_ensemble_mean: bool = _f(True, "nudge towards the analysis mean (else blend members)")
     recentre: bool = _f(False, "centre the pseudo-ensemble on the simulation forecast")
     inversion_refine: int = _f(2, "DDIB: fixed-point iterations per inversion step", min=0)

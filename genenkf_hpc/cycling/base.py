@@ -285,8 +285,14 @@ class PseudoEnsembleMethod(SimulationMethod):
 
     def adjust_members(self, ctx: CycleContext, block: np.ndarray,
                        state: np.ndarray) -> np.ndarray:
-        """Hook between sampling and the LETKF (default: the members as sampled)."""
+        """Hook between sampling and the transpose (default: the members as sampled)."""
         return block
+
+    def adjust_grid(self, ctx: CycleContext, grid: np.ndarray, obs: np.ndarray,
+                    cycle: int) -> np.ndarray:
+        """Hook between the transpose and the LETKF, on this rank's grid-major block ``(k,
+        n_columns_local)`` where every column holds all k members (default: unchanged)."""
+        return grid
 
     def update_simulation(self, ctx: CycleContext, state: np.ndarray, analysis_mean: np.ndarray,
                           analysis_grid: np.ndarray) -> np.ndarray:
@@ -301,7 +307,8 @@ class PseudoEnsembleMethod(SimulationMethod):
         block = np.asarray(self.sample_members(t.member_ids, cycle, state, obs_history),
                            dtype=np.float64)
         block = self.adjust_members(ctx, block, state)
-        xa = local_letkf(ctx, t.to_grid(block), obs)
+        grid = self.adjust_grid(ctx, t.to_grid(block), obs, cycle)
+        xa = local_letkf(ctx, grid, obs)
         mean = t.allgather_points(xa.mean(axis=0)[None])[0]
         new_state = self.update_simulation(ctx, state, mean, xa)
         return new_state, Diagnostics(ensemble=xa)

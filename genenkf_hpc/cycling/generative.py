@@ -23,6 +23,12 @@ from ..errors import UserError
 from .base import CycleContext, DomainSupport, PseudoEnsembleMethod
 
 
+# Upper bound of one cycle's innovation estimate of the pseudo-inflation: where the members
+# barely spread, the estimate divides by almost nothing and one cycle could otherwise throw the
+# running value far off.
+MAX_PSEUDO_INFLATION = 50.0
+
+
 def _blend_members(block: np.ndarray, state: np.ndarray, alpha: float) -> np.ndarray:
     """The variant without ``use_ensemble_mean``: each member is first blended with the
     simulation, x_m <- (1 - alpha) x_sim + alpha x_m."""
@@ -53,6 +59,7 @@ class GenerativeEnKF(PseudoEnsembleMethod):
                 "sampling_steps": g.sampling_steps, "eta": g.eta, "guidance": g.guidance,
                 "mode": g.mode, "encoding": g.encoding, "strength": g.strength,
                 "alpha": g.alpha, "pseudo_inflation": g.inflation,
+                "adaptive_inflation": g.adaptive_inflation,
                 "use_ensemble_mean": g.use_ensemble_mean, "recentre": g.recentre,
                 "inversion_refine": g.inversion_refine, "clip": g.clip,
                 "precision": g.precision, "fixed_batch": g.fixed_batch,
@@ -81,9 +88,27 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         return {"model_sha256": sha256, "model_step": int(ckpt.get("step", 0))}
 
     def results(self) -> dict:
-        """summary.json: the model's identity and the mismatches accepted on purpose."""
+        """summary.json: the model's identity, the mismatches accepted on purpose and the
+        pseudo-ensemble inflation used (after burn-in; adaptive or fixed)."""
+        used = self.inflation_series[self.cfg.osse.burn_in:]
+        used = used[np.isfinite(used)]
+        inflation = {"mean": float(np.mean(used)) if used.size else float("nan"),
+                     "std": float(np.std(used)) if used.size else float("nan"),
+                     "final": float(self.pseudo_inflation),
+                     "initial": self.cfg.generative.inflation,
+                     "adaptive": self.cfg.generative.adaptive_inflation}
         return {**self.identity(), "accepted_mismatches": [
-            m.to_dict() for m in getattr(self, "accepted_mismatches", [])]}
+            m.to_dict() for m in getattr(self, "accepted_mismatches", [])],
+            "pseudo_inflation": inflation}
+
+    def extra_state(self) -> dict[str, np.ndarray]:
+        """The running pseudo-inflation (and its record): resume == uninterrupted."""
+        return {"pseudo_inflation": np.array([self.pseudo_inflation]),
+                "pseudo_inflation_series": self.inflation_series}
+
+    def load_extra_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.pseudo_inflation = float(arrays["pseudo_inflation"][0])
+        self.inflation_series = np.array(arrays["pseudo_inflation_series"], dtype=np.float64)
 
     def _load(self):
         """The sampling model, on this rank's device (built once: the layout asks for it
@@ -142,6 +167,8 @@ class GenerativeEnKF(PseudoEnsembleMethod):
             self.bundle = on_grid(bundle, ctx.nx)
         self.segment = sampling_segment(ctx.layout, self.bundle)
         self.mask = ctx.mask
+        self.pseudo_inflation = float(g.inflation)  # cycle 1's; adaptive: learnt from there
+        self.inflation_series = np.full(self.cfg.osse.cycles, np.nan)
 
     def network_evaluations(self) -> int:
         """Network passes per cycle per member batch (guidance doubles the batch, not passes)."""
@@ -178,16 +205,36 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         """``generative.recentre``: keep the pseudo-ensemble's anomalies (the diffusion model's
         uncertainty) around the simulation forecast instead of its own mean. In posterior mode
         the anomalies were conditioned on the current observation too, so the LETKF still
-        uses it twice through them. Then ``generative.inflation``: the anomalies times its
-        square root (the members are under-dispersed; the design knobs did not fix it, see
-        docs/results.md)."""
-        g = self.cfg.generative
-        if g.recentre:
+        uses it twice through them."""
+        if self.cfg.generative.recentre:
             block = block - ctx.layout.member_sum(block) / self.members() + state[None, :]
-        if g.inflation != 1.0:
-            mean = ctx.layout.member_sum(block) / self.members()
-            block = mean[None, :] + np.sqrt(g.inflation) * (block - mean[None, :])
         return block
+
+    def adjust_grid(self, ctx, grid, obs, cycle):
+        """The pseudo-ensemble's inflation (its anomalies times the square root): the network's
+        members are under-dispersed and the design knobs did not fix it (docs/results.md).
+        Fixed at ``generative.inflation``, or, with ``generative.adaptive_inflation`` = w,
+        learnt from the innovations: after each analysis the running value moves a fraction w
+        towards this cycle's estimate (:func:`~genenkf_hpc.da.inflation.innovation_inflation`
+        of the raw members, bounded to [1, MAX_PSEUDO_INFLATION]). Cycle t uses the value
+        learnt up to t - 1, so y_t does not also set the spread it is weighed against."""
+        from ..da.inflation import inflate, innovation_inflation, innovation_sums
+
+        g, t = self.cfg.generative, ctx.layout
+        rho = self.pseudo_inflation
+        self.inflation_series[cycle - 1] = rho
+        if g.adaptive_inflation > 0:
+            owned = t.local_columns[t.owned_pos]
+            observed = owned[ctx.mask[owned]]
+            columns = t.owned_pos[ctx.mask[owned]]
+            # the owned points of all ranks partition the ring: each point counted once
+            sums = ctx.comm.Allreduce(innovation_sums(grid[:, columns], obs[observed]))
+            estimate = innovation_inflation(sums, ctx.obs_var)
+            if np.isfinite(estimate):
+                estimate = min(max(estimate, 1.0), MAX_PSEUDO_INFLATION)
+                self.pseudo_inflation = (1.0 - g.adaptive_inflation) * rho + \
+                    g.adaptive_inflation * estimate
+        return grid if rho == 1.0 else inflate(grid, rho)
 
     def update_simulation(self, ctx, state, analysis_mean, analysis_grid):
         if not self.cfg.generative.use_ensemble_mean:

@@ -44,6 +44,9 @@ def test_genenkf_writes_the_contract_outputs(tmp_path, tiny_model):
     assert (settings["mode"], settings["encoding"], settings["strength"]) == ("prior", "sdedit",
                                                                               0.15)
     assert settings["pseudo_inflation"] == 3.0 and settings["alpha"] == 1.0
+    assert settings["adaptive_inflation"] == 0.05
+    learnt = summary["pseudo_inflation"]  # the running value left its starting point
+    assert learnt["initial"] == 3.0 and learnt["final"] != 3.0 and learnt["mean"] >= 1.0
 
 
 @pytest.mark.mpi
@@ -71,6 +74,50 @@ def test_fixed_batches_make_float32_independent_of_the_rank_count(tmp_path, tiny
     assert s["ranks"] == 3 and s["settings"]["fixed_batch"] == 4
     for name in ["analysis_mean", "analysis_spread", "rmse", "spread"]:
         assert np.max(np.abs(one[name].values - many[name].values)) <= 1e-10, name
+
+
+@pytest.mark.mpi
+def test_adaptive_inflation_mpi_equals_one_process(tmp_path, tiny_model):
+    """The innovation statistics are summed over every rank's points (one allreduce)."""
+    extra = ["generative.members=7", "generative.precision=float64",
+             "generative.adaptive_inflation=0.2"]
+    one, s1 = assimilate(tmp_path / "one", tiny_model, *extra)
+    many, s3 = assimilate(tmp_path / "many", tiny_model, *extra, ranks=3)
+    assert s3["ranks"] == 3 and s1["pseudo_inflation"]["final"] != 3.0
+    assert s1["pseudo_inflation"]["final"] == pytest.approx(s3["pseudo_inflation"]["final"],
+                                                            rel=1e-10)
+    for name in ["analysis_mean", "analysis_spread", "rmse", "spread"]:
+        assert np.max(np.abs(one[name].values - many[name].values)) <= 1e-10, name
+
+
+@pytest.mark.parametrize("obs_value, estimate", [(3.0, 8.0), (100.0, 50.0)])
+def test_adaptive_inflation_moves_a_fraction_towards_the_innovation_estimate(obs_value,
+                                                                             estimate):
+    """Members of variance 1 about 0 at every point, observations obs_value with error variance
+    1: this cycle's estimate is obs_value^2 - 1, bounded to 50. The grid is inflated by the
+    value learnt before this cycle (2), and the running value moves a quarter of the way."""
+    from genenkf_hpc.config import load_config
+    from genenkf_hpc.cycling.base import CycleContext
+    from genenkf_hpc.cycling.generative import GenerativeEnKF
+    from genenkf_hpc.parallel.comm import SerialComm
+    from genenkf_hpc.parallel.layout import Layout
+
+    cfg = load_config(CONFIGS / "tiny.toml", ["generative.inflation=2.0",
+                                              "generative.adaptive_inflation=0.25"])
+    nx, k = cfg.model.nx, 4
+    mask = np.arange(nx) % 2 == 0
+    layout = Layout(SerialComm(), members=k, nx=nx, radius=cfg.filter.radius, mask=mask)
+    ctx = CycleContext(cfg, SerialComm(), layout, mask, 1.0, dynamics=None)
+    method = GenerativeEnKF(cfg)
+    method.pseudo_inflation, method.inflation_series = 2.0, np.full(cfg.osse.cycles, np.nan)
+    signs = np.array([1.0, -1.0, 1.0, -1.0])[:, None]
+    members = np.sqrt(0.75) * signs * np.ones((k, nx))  # variance (ddof=1) exactly 1
+    obs = np.where(mask, obs_value, np.nan)
+    grid = layout.to_grid(members)
+    np.testing.assert_allclose(method.adjust_grid(ctx, grid, obs, cycle=1),
+                               np.sqrt(2.0) * grid, rtol=1e-14)
+    assert method.inflation_series[0] == 2.0
+    assert method.pseudo_inflation == pytest.approx(0.75 * 2.0 + 0.25 * estimate, rel=1e-12)
 
 
 @pytest.mark.parametrize("extra", [
