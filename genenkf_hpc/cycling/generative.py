@@ -218,7 +218,8 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         towards this cycle's estimate (:func:`~genenkf_hpc.da.inflation.innovation_inflation`
         of the raw members, bounded to [1, MAX_PSEUDO_INFLATION]). Cycle t uses the value
         learnt up to t - 1, so y_t does not also set the spread it is weighed against."""
-        from ..da.inflation import inflate, innovation_inflation, innovation_sums
+        from ..da.inflation import inflate, innovation_inflation, innovation_terms
+        from ..parallel.reduction import exact_sum
 
         g, t = self.cfg.generative, ctx.layout
         rho = self.pseudo_inflation
@@ -226,10 +227,11 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         if g.adaptive_inflation > 0:
             owned = t.local_columns[t.owned_pos]
             observed = owned[ctx.mask[owned]]
-            columns = t.owned_pos[ctx.mask[owned]]
-            # the owned points of all ranks partition the ring: each point counted once
-            sums = ctx.comm.Allreduce(innovation_sums(grid[:, columns], obs[observed]))
-            estimate = innovation_inflation(sums, ctx.obs_var)
+            terms = innovation_terms(grid[:, t.owned_pos[ctx.mask[owned]]], obs[observed])
+            # the owned points of all ranks partition the ring: each point counted once, and
+            # the same sums on any rank count
+            d2, var, count = exact_sum(ctx.comm, np.vstack([terms, np.ones(terms.shape[1])]))
+            estimate = innovation_inflation(d2, var, count, ctx.obs_var)
             if np.isfinite(estimate):
                 estimate = min(max(estimate, 1.0), MAX_PSEUDO_INFLATION)
                 self.pseudo_inflation = (1.0 - g.adaptive_inflation) * rho + \

@@ -66,31 +66,28 @@ def conditional_inflation(ens, min_spread):
     return mean + factor * (ens - mean)
 
 
-def innovation_sums(background, obs):
-    """What innovation-based inflation needs from a set of observed points, as sums that add
-    over disjoint sets (one rank's points, then an allreduce):
-    ``[sum of d_j^2, sum of var_j, p]`` with d_j the innovation of the ensemble mean at point
-    j, var_j the ensemble variance there (ddof=1) and p the number of points.
+
+def innovation_terms(background, obs):
+    """Per observed point, what innovation-based inflation sums: ``(2, p)``, row 0 the squared
+    innovation d_j^2 of the ensemble mean, row 1 the ensemble variance var_j (ddof=1).
 
     background (k, p): the members at the p observed points (the identity observation
-    operator); obs (p,).
+    operator); obs (p,). Sums over disjoint sets of points (the ranks') add up.
     """
     background = np.asarray(background, dtype=np.float64)
-    if background.shape[-1] == 0:
-        return np.zeros(3)
     innovation = np.asarray(obs, dtype=np.float64) - background.mean(axis=0)
-    return np.array([np.sum(innovation ** 2), np.sum(background.var(axis=0, ddof=1)),
-                     float(background.shape[-1])])
+    if background.shape[-1] == 0:
+        return np.zeros((2, 0))
+    return np.stack([innovation ** 2, background.var(axis=0, ddof=1)])
 
 
-def innovation_inflation(sums, obs_var):
+def innovation_inflation(d2_sum, var_sum, count, obs_var):
     """The multiplicative inflation that makes an ensemble's spread explain its innovations
     (Wang & Bishop 2003, JAS 60, 1140-1158; Li, Kalnay & Miyoshi 2009, QJRMS 135, 523-533):
-    E[d^T d] = rho tr(H P H^T) + tr(R), so ``rho = (sum d^2 - p obs_var) / sum var`` from
-    :func:`innovation_sums`. One cycle's estimate is noisy (and negative when the innovations
-    are smaller than the observation error alone); callers bound and smooth it. NaN when the
-    ensemble has no spread or there are no observations."""
-    d2, var, count = (float(v) for v in sums)
-    if count == 0 or not var > 0:
+    E[d^T d] = rho tr(H P H^T) + tr(R), so ``rho = (sum d^2 - p obs_var) / sum var`` over the
+    p observed points (:func:`innovation_terms`). One cycle's estimate is noisy (and negative
+    when the innovations are smaller than the observation error alone); callers bound and
+    smooth it. NaN when the ensemble has no spread or there are no observations."""
+    if count == 0 or not var_sum > 0:
         return float("nan")
-    return (d2 - count * obs_var) / var
+    return (float(d2_sum) - count * obs_var) / float(var_sum)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from genenkf_hpc.da import ANALYSES, get_analysis
-from genenkf_hpc.da.inflation import (inflate, innovation_inflation, innovation_sums, rtpp,
+from genenkf_hpc.da.inflation import (inflate, innovation_inflation, innovation_terms, rtpp,
                                       rtps)
 from genenkf_hpc.da.nudging import nudge
 from genenkf_hpc.errors import UserError
@@ -61,18 +61,12 @@ def test_inflate_scales_covariance_about_the_mean():
 
 def test_innovation_inflation_by_hand():
     # members (0, 2) and (2, 0): mean 1 and variance 2 at both points; innovations 2 and 0
-    sums = innovation_sums(np.array([[0.0, 2.0], [2.0, 0.0]]), np.array([3.0, 1.0]))
-    np.testing.assert_array_equal(sums, [4.0, 4.0, 2.0])
-    assert innovation_inflation(sums, obs_var=0.5) == (4.0 - 2 * 0.5) / 4.0
-    assert np.isnan(innovation_inflation(innovation_sums(np.ones((3, 2)), np.zeros(2)), 1.0))
-    assert np.isnan(innovation_inflation(innovation_sums(np.ones((3, 0)), np.zeros(0)), 1.0))
-
-
-def test_innovation_sums_add_over_disjoint_points():
-    xa, _ = ensembles(6)
-    obs = np.random.default_rng(6).standard_normal(10)
-    parts = innovation_sums(xa[:, :4], obs[:4]) + innovation_sums(xa[:, 4:], obs[4:])
-    np.testing.assert_allclose(parts, innovation_sums(xa, obs), rtol=1e-14)
+    terms = innovation_terms(np.array([[0.0, 2.0], [2.0, 0.0]]), np.array([3.0, 1.0]))
+    np.testing.assert_array_equal(terms, [[4.0, 0.0], [2.0, 2.0]])
+    assert innovation_inflation(4.0, 4.0, 2, obs_var=0.5) == (4.0 - 2 * 0.5) / 4.0
+    assert np.isnan(innovation_inflation(3.0, 0.0, 2, 1.0))  # no spread
+    assert np.isnan(innovation_inflation(0.0, 0.0, 0, 1.0))  # no observations
+    assert innovation_terms(np.ones((3, 0)), np.zeros(0)).shape == (2, 0)
 
 
 @pytest.mark.parametrize("rho", [0.5, 1.0, 4.0])
@@ -85,8 +79,8 @@ def test_innovation_inflation_recovers_the_factor_the_truth_was_drawn_with(rho):
     sigma = members.std(axis=0, ddof=1)
     truth = members.mean(axis=0) + np.sqrt(rho) * sigma * rng.standard_normal(points)
     obs = truth + np.sqrt(obs_var) * rng.standard_normal(points)
-    estimate = innovation_inflation(innovation_sums(members, obs), obs_var)
-    assert abs(estimate - rho) < 0.03 * rho + 0.02
+    d2, var = innovation_terms(members, obs).sum(axis=1)
+    assert abs(innovation_inflation(d2, var, points, obs_var) - rho) < 0.03 * rho + 0.02
 
 
 def test_relaxations_do_not_modify_inputs():
