@@ -66,7 +66,6 @@ def conditional_inflation(ens, min_spread):
     return mean + factor * (ens - mean)
 
 
-
 def innovation_terms(background, obs):
     """Per observed point, what innovation-based inflation sums: ``(2, p)``, row 0 the squared
     innovation d_j^2 of the ensemble mean, row 1 the ensemble variance var_j (ddof=1).
@@ -75,9 +74,9 @@ def innovation_terms(background, obs):
     operator); obs (p,). Sums over disjoint sets of points (the ranks') add up.
     """
     background = np.asarray(background, dtype=np.float64)
-    innovation = np.asarray(obs, dtype=np.float64) - background.mean(axis=0)
     if background.shape[-1] == 0:
         return np.zeros((2, 0))
+    innovation = np.asarray(obs, dtype=np.float64) - background.mean(axis=0)
     return np.stack([innovation ** 2, background.var(axis=0, ddof=1)])
 
 
