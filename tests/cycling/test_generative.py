@@ -233,25 +233,28 @@ def test_prior_mode_with_stochastic_encoding_mpi_equals_one_process(tmp_path, ti
 
 @pytest.mark.parametrize("inflation", [1.0, 3.0])
 def test_pseudo_inflation_scales_the_anomalies_about_their_mean(inflation):
-    """generative.inflation: the members' mean is kept and every anomaly is multiplied by
-    sqrt(inflation), so the pseudo-ensemble covariance is inflation times the sampled one."""
+    """generative.inflation with adaptive_inflation = 0: the members' mean is kept, every
+    anomaly is multiplied by sqrt(inflation) (the pseudo-ensemble covariance is inflation times
+    the sampled one) and the factor stays as it is."""
     from genenkf_hpc.config import load_config
+    from genenkf_hpc.cycling.base import CycleContext
     from genenkf_hpc.cycling.generative import GenerativeEnKF
+    from genenkf_hpc.parallel.comm import SerialComm
+    from genenkf_hpc.parallel.layout import Layout
 
     cfg = load_config(CONFIGS / "tiny.toml", ["generative.members=5",
-                                              f"generative.inflation={inflation}"])
-
-    class Layout:  # one process: the member sum is a plain sum
-        @staticmethod
-        def member_sum(block):
-            return block.sum(axis=0)
-
-    class Ctx:
-        layout = Layout()
-
+                                              f"generative.inflation={inflation}",
+                                              "generative.adaptive_inflation=0"])
+    mask = np.arange(cfg.model.nx) % 2 == 0
+    layout = Layout(SerialComm(), members=5, nx=cfg.model.nx, radius=cfg.filter.radius,
+                    mask=mask)
+    ctx = CycleContext(cfg, SerialComm(), layout, mask, 1.0, dynamics=None)
+    method = GenerativeEnKF(cfg)
+    method.pseudo_inflation, method.inflation_series = inflation, np.full(cfg.osse.cycles, np.nan)
     g = np.random.default_rng(1)
-    block, state = g.normal(size=(5, cfg.model.nx)), g.normal(size=cfg.model.nx)
-    out = GenerativeEnKF(cfg).adjust_members(Ctx(), block, state)
-    np.testing.assert_allclose(out.mean(axis=0), block.mean(axis=0), atol=1e-12)
-    np.testing.assert_allclose(np.cov(out, rowvar=False), inflation * np.cov(block, rowvar=False),
+    grid = layout.to_grid(g.normal(size=(5, cfg.model.nx)))
+    out = method.adjust_grid(ctx, grid, np.where(mask, 10.0, np.nan), cycle=1)
+    np.testing.assert_allclose(out.mean(axis=0), grid.mean(axis=0), atol=1e-12)
+    np.testing.assert_allclose(np.cov(out, rowvar=False), inflation * np.cov(grid, rowvar=False),
                                atol=1e-12)
+    assert method.pseudo_inflation == inflation  # innovations of 10 would have raised it
