@@ -258,3 +258,23 @@ def test_pseudo_inflation_scales_the_anomalies_about_their_mean(inflation):
     np.testing.assert_allclose(np.cov(out, rowvar=False), inflation * np.cov(grid, rowvar=False),
                                atol=1e-12)
     assert method.pseudo_inflation == inflation  # innovations of 10 would have raised it
+
+
+def test_recentre_puts_the_members_anomalies_around_the_simulation():
+    """generative.recentre (configs/paper.toml): the mean becomes the simulation forecast,
+    the anomalies are the network's."""
+    from genenkf_hpc.config import load_config
+    from genenkf_hpc.cycling.base import CycleContext
+    from genenkf_hpc.cycling.generative import GenerativeEnKF
+    from genenkf_hpc.parallel.comm import SerialComm
+    from genenkf_hpc.parallel.layout import Layout
+
+    cfg = load_config(CONFIGS / "tiny.toml", ["generative.members=5", "generative.recentre=true"])
+    nx = cfg.model.nx
+    layout = Layout(SerialComm(), members=5, nx=nx)
+    ctx = CycleContext(cfg, SerialComm(), layout, np.ones(nx, bool), 1.0, dynamics=None)
+    g = np.random.default_rng(3)
+    block, state = g.normal(size=(5, nx)) + 4.0, g.normal(size=nx)
+    out = GenerativeEnKF(cfg).adjust_members(ctx, block, state)
+    np.testing.assert_allclose(out.mean(axis=0), state, atol=1e-12)
+    np.testing.assert_allclose(out - out.mean(axis=0), block - block.mean(axis=0), atol=1e-12)
