@@ -221,13 +221,11 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         from ..da.inflation import inflate, innovation_inflation, innovation_terms
         from ..parallel.reduction import exact_sum
 
-        g, t = self.cfg.generative, ctx.layout
-        rho = self.pseudo_inflation
+        g, rho = self.cfg.generative, self.pseudo_inflation
         self.inflation_series[cycle - 1] = rho
         if g.adaptive_inflation > 0:
-            owned = t.local_columns[t.owned_pos]
-            observed = owned[ctx.mask[owned]]
-            terms = innovation_terms(grid[:, t.owned_pos[ctx.mask[owned]]], obs[observed])
+            columns, observed = observed_owned_points(ctx)
+            terms = innovation_terms(grid[:, columns], obs[observed])
             # the owned points of all ranks partition the ring: each point counted once, and
             # the same sums on any rank count
             d2, var, count = exact_sum(ctx.comm, np.vstack([terms, np.ones(terms.shape[1])]))
@@ -242,6 +240,17 @@ class GenerativeEnKF(PseudoEnsembleMethod):
         if not self.cfg.generative.use_ensemble_mean:
             return analysis_mean  # the members were blended with the simulation already
         return super().update_simulation(ctx, state, analysis_mean, analysis_grid)
+
+
+def observed_owned_points(ctx):
+    """This rank's observed owned points: their positions in its grid block's columns and
+    their global indices. Built once per run (the observing network is fixed)."""
+    if "observed_owned" not in ctx.cache:
+        t = ctx.layout
+        owned = t.local_columns[t.owned_pos]
+        observed = ctx.mask[owned]
+        ctx.cache["observed_owned"] = (t.owned_pos[observed], owned[observed])
+    return ctx.cache["observed_owned"]
 
 
 def sampling_segment(layout, bundle):
